@@ -86,6 +86,8 @@ struct rw_record_hdr {
 	__u32 len;            /* bytes in data[] */
 	__u32 skipped;        /* bytes before seq in the same segment that were not sent */
 	__u64 ts_ns;          /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u32 pid;            /* sending process (tgid) where the kernel tells, else 0 */
+	__u32 pad;
 	struct rw_flow_key flow;
 };
 

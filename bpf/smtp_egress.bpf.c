@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+/*
+ * rcptwall tc egress classifier: sees every outbound TCP segment to a
+ * watched port (ports map), drops the segments of blocked flows, tracks
+ * flows in an LRU hash and streams the client's bytes to user space through
+ * a BPF ring buffer (records as in include/rcptwall/rcptwall.h).
+ *
+ * Never drops on a parse failure: anything it cannot read is counted and
+ * passed. Headers are read with bpf_skb_load_bytes, so GSO super-packets
+ * whose payload lives in page fragments are read as well as linear ones.
+ *
+ * Must load on Debian 12's 6.1 kernel as well as on current ones: only
+ * helpers and map types 6.1 has; helpers 6.1 refuses in tc programs are
+ * behind const volatile flags the loader sets after probing.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "rcptwall/rcptwall.h"
+#include "egress_parse.h"
+
+/* Set by the loader before load (rodata: the verifier prunes dead branches). */
+const volatile bool have_pid_helper = false;
+/* Records per segment; tests lower it to reach the truncation path with
+ * the small packets BPF_PROG_TEST_RUN accepts. Never above RW_MAX_CHUNKS. */
+const volatile __u32 max_chunks = RW_MAX_CHUNKS;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, RW_RING_SIZE_DEFAULT);
+} rw_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} rw_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct rw_flow_key);
+	__type(value, struct rw_block);
+} rw_blocked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct rw_flow_key);
+	__type(value, struct rw_flow_state);
+} rw_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RW_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} rw_counters SEC(".maps");
+
+/* One record under construction per CPU: records are too big for the stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rw_record);
+} rw_scratch SEC(".maps");
+
+static __always_inline void count(__u32 idx, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&rw_counters, &idx);
+	if (v)
+		*v += n; /* per-CPU slot: no atomic needed */
+}
+
+/* Fills the fixed part of a record; data and len are set by the caller. */
+static __always_inline struct rw_record *record_begin(const struct egress_pkt *p, __u8 kind,
+						       __u8 flags, __u8 phase)
+{
+	__u32 zero = 0;
+	struct rw_record *r = bpf_map_lookup_elem(&rw_scratch, &zero);
+	if (!r)
+		return NULL;
+	r->hdr.kind = kind;
+	r->hdr.source = RW_SRC_TC;
+	r->hdr.flags = flags;
+	r->hdr.phase = phase;
+	r->hdr.seq = 0;
+	r->hdr.len = 0;
+	r->hdr.skipped = 0;
+	r->hdr.ts_ns = bpf_ktime_get_ns();
+	r->hdr.pid = 0;
+	/* Where the helper exists the sender is usually current (process
+	 * context); softirq retransmits show whoever runs: best effort. */
+	if (have_pid_helper)
+		r->hdr.pid = bpf_get_current_pid_tgid() >> 32;
+	r->hdr.pad = 0;
+	__builtin_memcpy(&r->hdr.flow, &p->key, sizeof(p->key));
+	return r;
+}
+
+static __always_inline void record_send(struct rw_record *r, __u32 data_len, __u64 wakeup)
+{
+	/* len in [0, RW_MAX_PAYLOAD]: clamp so both verifiers see the bound. */
+	if (data_len > RW_MAX_PAYLOAD)
+		data_len = RW_MAX_PAYLOAD;
+	if (bpf_ringbuf_output(&rw_ring, r, sizeof(r->hdr) + data_len, wakeup))
+		count(RW_CNT_RESERVE_FAIL, 1);
+	else
+		count(RW_CNT_RECORDS, 1);
+}
+
+/* A record without payload: flow start (seq = ISN) or flow end. */
+static __always_inline void send_marker(const struct egress_pkt *p, __u8 kind, __u8 flags,
+					__u8 phase, __u32 seq)
+{
+	struct rw_record *r = record_begin(p, kind, flags, phase);
+	if (!r)
+		return;
+	r->hdr.seq = seq;
+	record_send(r, 0, 0);
+}
+
+/*
+ * Sends payload bytes [start, p->payload_len) as records of at most
+ * RW_MAX_PAYLOAD bytes, at most max_chunks of them; the rest is counted as
+ * truncated and flagged on the last record. skipped = bytes of the segment
+ * before start that are deliberately not sent (body phases).
+ */
+static __always_inline void send_payload(struct __sk_buff *skb, const struct egress_pkt *p,
+					 __u32 start, __u8 flags, __u8 phase)
+{
+	__u32 limit = max_chunks;
+	if (limit > RW_MAX_CHUNKS || limit == 0)
+		limit = RW_MAX_CHUNKS;
+	__u32 total = p->payload_len - start;
+	bool truncated = total > limit * RW_MAX_PAYLOAD;
+
+	for (__u32 i = 0; i < RW_MAX_CHUNKS; i++) {
+		if (i >= limit)
+			break;
+		__u32 off = start + i * RW_MAX_PAYLOAD;
+		if (off >= p->payload_len)
+			break;
+		__u32 len = p->payload_len - off;
+		if (len > RW_MAX_PAYLOAD)
+			len = RW_MAX_PAYLOAD;
+		/* len is in [1, RW_MAX_PAYLOAD]; rewrite it so the verifier
+		 * knows that range whatever clang did with the compare above. */
+		len = ((len - 1) & (RW_MAX_PAYLOAD - 1)) + 1;
+
+		struct rw_record *r = record_begin(p, RW_REC_DATA, flags, phase);
+		if (!r)
+			return;
+		r->hdr.seq = p->data_seq + off;
+		r->hdr.skipped = start;
+		if (i == 0)
+			r->hdr.flags |= p->first_flags;
+		if (truncated && i == limit - 1)
+			r->hdr.flags |= RW_RF_TRUNCATED;
+		if (bpf_skb_load_bytes(skb, p->payload_off + off, r->data, len)) {
+			count(RW_CNT_UNPARSABLE, 1);
+			return;
+		}
+		r->hdr.len = len;
+		record_send(r, len, BPF_RB_FORCE_WAKEUP);
+	}
+	if (truncated)
+		count(RW_CNT_TRUNC_BYTES, total - limit * RW_MAX_PAYLOAD);
+}
+
+/* Payload of a segment according to the flow's phase. */
+static __always_inline void handle_payload(struct __sk_buff *skb, struct egress_pkt *p,
+					   const struct rw_flow_state *st)
+{
+	__u8 phase = st->phase;
+	__u32 plen = p->payload_len;
+
+	switch (phase) {
+	case RW_PHASE_OPAQUE:
+		count(RW_CNT_OPAQUE_PACKETS, 1);
+		return;
+	case RW_PHASE_DATA: {
+		/* Only the tail: enough to find "\r\n.\r\n" and any commands
+		 * pipelined after it, never the body itself. */
+		__u32 skip = plen > RW_BODY_TAIL ? plen - RW_BODY_TAIL : 0;
+		if (skip)
+			count(RW_CNT_BODY_SKIPPED_BYTES, skip);
+		send_payload(skb, p, skip, RW_RF_BODY_TAIL, phase);
+		return;
+	}
+	case RW_PHASE_BDAT: {
+		/* Signed distance handles sequence wraparound. */
+		__s32 ahead = (__s32)(st->bdat_end_seq - p->data_seq);
+		if (ahead <= 0) {
+			send_payload(skb, p, 0, 0, phase);
+			return;
+		}
+		if ((__u32)ahead >= plen) {
+			count(RW_CNT_BODY_SKIPPED_BYTES, plen);
+			return;
+		}
+		count(RW_CNT_BODY_SKIPPED_BYTES, (__u32)ahead);
+		send_payload(skb, p, (__u32)ahead, 0, phase);
+		return;
+	}
+	default:
+		send_payload(skb, p, 0, 0, phase);
+		return;
+	}
+}
+
+/*
+ * Finds or creates the flow's state. Created on a SYN or on a segment with
+ * payload; a pure ACK of an unknown flow (for instance the last ACK after
+ * our FIN removed the entry) creates nothing. NULL: nothing to track.
+ */
+static __always_inline struct rw_flow_state *flow_get(struct egress_pkt *p, __u8 port_kind)
+{
+	struct rw_flow_state *st = bpf_map_lookup_elem(&rw_flows, &p->key);
+	bool syn = p->tcp_flags & EGRESS_TCP_SYN;
+
+	if (st && !syn)
+		return st;
+	if (!st && !syn && p->payload_len == 0)
+		return NULL;
+
+	struct rw_flow_state fresh = {
+		.phase = port_kind == RW_PORT_TLS ? RW_PHASE_OPAQUE : RW_PHASE_COMMAND,
+		.tls_phase = RW_PHASE_COMMAND,
+		.created_ns = bpf_ktime_get_ns(),
+	};
+	/* A SYN on a known tuple is a new connection reusing it: start over. */
+	if (bpf_map_update_elem(&rw_flows, &p->key, &fresh, BPF_ANY))
+		return NULL;
+	if (!st)
+		count(RW_CNT_FLOWS_NEW, 1);
+	if (!syn) {
+		/* Started before we attached, or evicted from the LRU. */
+		count(RW_CNT_FLOWS_MIDSTREAM, 1);
+		p->first_flags = RW_RF_MIDSTREAM;
+	}
+	return bpf_map_lookup_elem(&rw_flows, &p->key);
+}
+
+static __always_inline void handle_flow(struct __sk_buff *skb, struct egress_pkt *p,
+					__u8 port_kind)
+{
+	bool end = p->tcp_flags & (EGRESS_TCP_FIN | EGRESS_TCP_RST);
+	struct rw_flow_state *st = flow_get(p, port_kind);
+	__u8 end_flags = 0;
+
+	if (p->tcp_flags & EGRESS_TCP_FIN)
+		end_flags |= RW_RF_FIN;
+	if (p->tcp_flags & EGRESS_TCP_RST)
+		end_flags |= RW_RF_RST;
+
+	if (!st) {
+		/* End of a flow we no longer track (evicted): user space may. */
+		if (end)
+			send_marker(p, RW_REC_FLOW_END, end_flags, RW_PHASE_COMMAND,
+				    p->data_seq);
+		return;
+	}
+	__u8 phase = st->phase;
+	if (p->tcp_flags & EGRESS_TCP_SYN)
+		send_marker(p, RW_REC_FLOW_START, p->first_flags, phase, p->seq);
+	if (p->payload_len)
+		handle_payload(skb, p, st);
+	if (end) {
+		/* seq of the FIN itself: after this segment's payload. */
+		send_marker(p, RW_REC_FLOW_END, end_flags, phase, p->data_seq + p->payload_len);
+		bpf_map_delete_elem(&rw_flows, &p->key);
+	}
+}
+
+SEC("tc")
+int rw_egress(struct __sk_buff *skb)
+{
+	struct egress_pkt p = {};
+	int rc = egress_parse(skb, &p);
+
+	if (rc == EGRESS_UNPARSABLE)
+		count(RW_CNT_UNPARSABLE, 1);
+	else if (rc == EGRESS_EXT_UNKNOWN)
+		count(RW_CNT_IPV6_EXT_UNKNOWN, 1);
+	if (rc != EGRESS_TCP)
+		return TC_ACT_OK;
+
+	__u32 dport = p.key.dport;
+	__u8 *kind = bpf_map_lookup_elem(&rw_ports, &dport);
+	if (!kind || *kind == RW_PORT_IGNORE)
+		return TC_ACT_OK;
+	__u8 port_kind = *kind;
+
+	struct rw_block *b = bpf_map_lookup_elem(&rw_blocked, &p.key);
+	if (b) {
+		__sync_fetch_and_add(&b->drops, 1);
+		count(RW_CNT_BLOCKED_DROPS, 1);
+		return TC_ACT_SHOT;
+	}
+	handle_flow(skb, &p, port_kind);
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

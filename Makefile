@@ -95,6 +95,10 @@ $(BUILD)/bpf/%.tmp.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard bpf/*.h) include
 	$(CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) -D__BPF__ \
 		-Iinclude -I$(BUILD) -c $< -o $@
 
+# The TLS uprobes advance a flow's plaintext offset with an atomic
+# fetch-and-add, which needs BPF ISA v3 (kernel 5.12+).
+$(BUILD)/bpf/tls_uprobe.tmp.o: CLANG += -mcpu=v3
+
 $(BUILD)/bpf/%.bpf.o: $(BUILD)/bpf/%.tmp.o
 	$(BPFTOOL) gen object $@ $<
 

@@ -503,7 +503,7 @@ void config_defaults(struct rw_config *cfg)
 	cfg->set_timeout_s = 600;
 	cfg->keep_rules_on_exit = false;
 	cfg->flush_interval_ms = 2;
-	cfg->batch_size = 512;
+	cfg->batch_size = 256;
 	strcpy(cfg->log_file, "-");
 	cfg->syslog = true;
 }

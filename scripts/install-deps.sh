@@ -12,7 +12,7 @@ PACKAGES=(
   # run
   iproute2 nftables
   # tests and benchmarks
-  swaks python3 python3-aiosmtpd iperf3 dnstwist postfix
+  swaks libio-socket-inet6-perl python3 python3-aiosmtpd iperf3 dnstwist postfix
   gnutls-bin openssl qemu-system-x86 busybox-static cpio kmod
 )
 

@@ -44,7 +44,9 @@ const char *loader_counter_name(enum rw_counter c)
 	return counter_names[c];
 }
 
+/* libbpf's print callback is process-wide, so its switches are too. */
 static bool libbpf_verbose;
+static bool libbpf_quiet; /* during probes whose failure is an answer */
 
 /* libbpf is chatty at debug level: only with --verbose. fmt comes from
  * libbpf itself, hence the non-literal format. */
@@ -53,6 +55,8 @@ static bool libbpf_verbose;
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	if (level == LIBBPF_DEBUG && !libbpf_verbose)
+		return 0;
+	if (libbpf_quiet && !libbpf_verbose)
 		return 0;
 	return vfprintf(stderr, fmt, ap);
 }
@@ -187,7 +191,11 @@ int loader_remove_stale(int ifindex)
 	LIBBPF_OPTS(bpf_tc_opts, q, .handle = LOADER_TC_HANDLE, .priority = LOADER_TC_PRIORITY);
 
 	egress_hook(&hook, ifindex);
+	/* "No filter there" is the usual answer: keep the kernel's
+	 * "Cannot find specified filter chain" out of the log. */
+	libbpf_quiet = true;
 	int rc = bpf_tc_query(&hook, &q);
+	libbpf_quiet = false;
 	if (rc == -ENOENT || rc == -EINVAL)
 		return 0; /* no filter there, or no clsact qdisc at all */
 	if (rc)
@@ -219,7 +227,17 @@ static int attach_one(struct loader *ld, const char *ifname, char *err, size_t e
 		if (ld->ifaces[i].ifindex == ifindex)
 			return 0; /* named twice */
 
-	int rc = loader_remove_stale(ifindex);
+	/* The qdisc first: querying a hook without one makes the kernel
+	 * complain through libbpf's log. */
+	struct bpf_tc_hook hook;
+	egress_hook(&hook, ifindex);
+	int rc = bpf_tc_hook_create(&hook);
+	bool created = rc == 0;
+	if (rc && rc != -EEXIST) {
+		snprintf(err, errlen, "create clsact qdisc on %s: %s", ifname, strerror(-rc));
+		return rc;
+	}
+	rc = loader_remove_stale(ifindex);
 	if (rc == -EEXIST) {
 		snprintf(err, errlen,
 			 "attach tc egress on %s: another program holds handle 0x%x priority 0x%x",
@@ -232,14 +250,6 @@ static int attach_one(struct loader *ld, const char *ifname, char *err, size_t e
 	}
 	ld->stale_removed += rc;
 
-	struct bpf_tc_hook hook;
-	egress_hook(&hook, ifindex);
-	rc = bpf_tc_hook_create(&hook);
-	bool created = rc == 0;
-	if (rc && rc != -EEXIST) {
-		snprintf(err, errlen, "create clsact qdisc on %s: %s", ifname, strerror(-rc));
-		return rc;
-	}
 	LIBBPF_OPTS(bpf_tc_opts, a, .handle = LOADER_TC_HANDLE, .priority = LOADER_TC_PRIORITY,
 		    .prog_fd = bpf_program__fd(ld->skel->progs.rw_egress));
 	rc = bpf_tc_attach(&hook, &a);

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# End-to-end test of the capture path: a real SMTP client (swaks) in one
+# network namespace sends mail over IPv4 and IPv6, to ports 25 and 587, to
+# an SMTP sink (aiosmtpd) in another; `rcptwall run --dump` attached to the
+# client's veth must show every client command, RCPT TO lines included.
+# Then: SIGTERM leaves no filter of ours; after kill -9 the filter stays,
+# and the next start replaces it (exactly one while running, none after).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+RCPTWALL=${RCPTWALL:-$PWD/${BUILD:-build}/rcptwall}
+CLI=rw-cap-cli-$$
+SRV=rw-cap-srv-$$
+TMP=$(mktemp -d /tmp/rw-cap-XXXXXX)
+pids=()
+
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do
+		kill -9 "$p" 2>/dev/null || true
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	# Deleting the namespaces removes the veth pair and any filter on it.
+	ip netns del "$CLI" 2>/dev/null || true
+	ip netns del "$SRV" 2>/dev/null || true
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	for f in "$TMP"/*.out "$TMP"/*.err; do
+		[ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }
+	done >&2
+	exit 1
+}
+
+[ -x "$RCPTWALL" ] || fail "no rcptwall binary at $RCPTWALL (make first)"
+
+ip netns add "$CLI"
+ip netns add "$SRV"
+ip -n "$CLI" link add veth0 type veth peer name veth1 netns "$SRV"
+ip -n "$CLI" addr add 198.51.100.1/24 dev veth0
+ip -n "$SRV" addr add 198.51.100.2/24 dev veth1
+ip -n "$CLI" addr add 2001:db8:25::1/64 dev veth0 nodad
+ip -n "$SRV" addr add 2001:db8:25::2/64 dev veth1 nodad
+for ns in "$CLI" "$SRV"; do
+	ip -n "$ns" link set lo up
+done
+ip -n "$CLI" link set veth0 up
+ip -n "$SRV" link set veth1 up
+
+# aiosmtpd listens on one address per process (asyncio sets IPV6_V6ONLY).
+for port in 25 587; do
+	for addr in 198.51.100.2 2001:db8:25::2; do
+		ip netns exec "$SRV" /usr/bin/python3 -m aiosmtpd -n -c aiosmtpd.handlers.Sink \
+			-l "$addr:$port" >"$TMP/sink-$addr-$port.out" 2>&1 &
+		pids+=($!)
+	done
+done
+
+wait_for() { # description command...
+	local what=$1; shift
+	for _ in $(seq 1 100); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	fail "timed out waiting for $what"
+}
+sink_up() { [ "$(ip netns exec "$SRV" ss -ltnH "sport = :$1" | grep -c LISTEN)" -eq 2 ]; }
+wait_for "sinks on 25" sink_up 25
+wait_for "sinks on 587" sink_up 587
+
+# Our filters on the client's veth, one line each.
+our_filters() {
+	ip netns exec "$CLI" tc filter show dev veth0 egress 2>/dev/null | grep -c 'rw_egress' || true
+}
+
+start_rcptwall() { # name
+	ip netns exec "$CLI" "$RCPTWALL" run --dump --iface veth0 \
+		>"$TMP/$1.out" 2>"$TMP/$1.err" &
+	RW_PID=$!
+	pids+=("$RW_PID")
+	wait_for "rcptwall ($1) to attach" grep -q "watching veth0" "$TMP/$1.err"
+}
+
+stop_rcptwall() { # signal
+	kill "-$1" "$RW_PID"
+	local rc=0
+	wait "$RW_PID" || rc=$?
+	return "$rc"
+}
+
+send_mail() { # server port rcpt...
+	local server=$1 port=$2; shift 2
+	local to
+	to=$(IFS=,; echo "$*")
+	ip netns exec "$CLI" swaks --silent 2 --server "$server" --port "$port" \
+		--ehlo client.example --from sender@example.com --to "$to" \
+		--body "capture test" >>"$TMP/swaks.out" 2>&1 ||
+		fail "swaks to $server port $port failed"
+}
+
+# --- 1. dump shows every client command, IPv4 and IPv6, ports 25 and 587 ---
+start_rcptwall run1
+[ "$(our_filters)" -eq 1 ] || fail "expected one filter of ours while running"
+
+send_mail 198.51.100.2 25 alice@army.example bob@army.example
+send_mail 198.51.100.2 587 carol@navy.example
+send_mail 2001:db8:25::2 25 dave@army.example erin@army.example
+send_mail 2001:db8:25::2 587 frank@navy.example
+
+rc=0
+stop_rcptwall TERM || rc=$?
+[ "$rc" -eq 0 ] || fail "rcptwall exited with $rc on SIGTERM"
+[ "$(our_filters)" -eq 0 ] || fail "a filter of ours remains after SIGTERM"
+grep -q "counters:" "$TMP/run1.err" || fail "no counter summary on exit"
+
+expect_line() { # flow-pattern text
+	grep -F -- "$1" "$TMP/run1.out" | grep -qF -- "$2" ||
+		fail "dump has no '$2' for $1"
+}
+for flow in "-> 198.51.100.2:25 " "-> 198.51.100.2:587 " \
+	"-> [2001:db8:25::2]:25 " "-> [2001:db8:25::2]:587 "; do
+	expect_line "$flow" "C: EHLO client.example\\r\\n"
+	expect_line "$flow" "C: MAIL FROM:<sender@example.com>"
+	expect_line "$flow" "C: DATA\\r\\n"
+	expect_line "$flow" "C: QUIT\\r\\n"
+	expect_line "$flow" "flow start"
+	expect_line "$flow" "flow end"
+done
+expect_line "-> 198.51.100.2:25 " "C: RCPT TO:<alice@army.example>"
+expect_line "-> 198.51.100.2:25 " "C: RCPT TO:<bob@army.example>"
+expect_line "-> 198.51.100.2:587 " "C: RCPT TO:<carol@navy.example>"
+expect_line "-> [2001:db8:25::2]:25 " "C: RCPT TO:<dave@army.example>"
+expect_line "-> [2001:db8:25::2]:25 " "C: RCPT TO:<erin@army.example>"
+expect_line "-> [2001:db8:25::2]:587 " "C: RCPT TO:<frank@navy.example>"
+grep -q "reserve_fail=0 " "$TMP/run1.err" || fail "ring reserve failures reported"
+
+# --- 2. kill -9 leaves the filter; the next start replaces it -------------
+start_rcptwall run2
+stop_rcptwall KILL || true
+[ "$(our_filters)" -eq 1 ] || fail "expected the killed run's filter to remain"
+
+start_rcptwall run3
+grep -q "removed 1 stale filter" "$TMP/run3.err" || fail "stale filter not reported removed"
+[ "$(our_filters)" -eq 1 ] || fail "expected exactly one filter of ours after restart"
+send_mail 198.51.100.2 25 grace@army.example
+rc=0
+stop_rcptwall INT || rc=$?
+[ "$rc" -eq 0 ] || fail "rcptwall exited with $rc on SIGINT"
+[ "$(our_filters)" -eq 0 ] || fail "a filter of ours remains after restart and SIGINT"
+grep -qF "C: RCPT TO:<grace@army.example>" "$TMP/run3.out" || fail "restarted run saw no RCPT"
+
+echo "ok: capture dump over IPv4/IPv6, ports 25/587; clean detach; stale filter replaced"

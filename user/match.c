@@ -1,0 +1,457 @@
+/*
+ * matcher_check(): the verdict for one recipient domain.
+ *
+ * Cost model: every detector is a handful of hash lookups keyed by a fold
+ * or a deletion of the recipient's own label; the real comparison (string
+ * equality, bounded edit distance) runs only on the protected entries such a
+ * lookup returns. Nothing scans the protected list, and the ASCII path
+ * allocates nothing (IDN input goes through libidn2 and ICU, which do).
+ */
+#include <string.h>
+
+#include "match.h"
+#include "match_edit.h"
+#include "match_internal.h"
+
+struct query {
+	const struct matcher *m;
+	struct match_verdict *out;
+	struct domain_name d;
+	uint64_t P[DOMAIN_ASCII_MAX + 1]; /* prefix hashes of d.ascii */
+	size_t starts[DOMAIN_LABELS_MAX + 1]; /* label start offsets in d.ascii */
+	unsigned nstarts;
+	const char *label; /* registrable label, A-label form */
+	size_t label_len;
+	bool label_ascii;  /* the label is not an IDN one */
+	uint64_t suffix_hash;
+	const char *suffix;
+	size_t suffix_len;
+	int generic1;      /* protected entry at generic distance 1, or -1 */
+};
+
+static void copy_str(char *dst, size_t cap, const char *s, size_t n)
+{
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, s, n);
+	dst[n] = '\0';
+}
+
+static bool flag(struct query *q, const char *entry, size_t len, const char *detector, int distance)
+{
+	q->out->result = MATCH_FLAG;
+	copy_str(q->out->protected_entry, sizeof(q->out->protected_entry), entry, len);
+	q->out->detector = detector;
+	q->out->distance = distance;
+	q->out->reason = NULL;
+	return true;
+}
+
+static bool flag_prot(struct query *q, uint32_t id, const char *detector, int distance)
+{
+	const struct prot_entry *p = &q->m->prot[id];
+	return flag(q, mstr_ptr(q->m, p->name), p->name.len, detector, distance);
+}
+
+static uint64_t sub_key(const struct query *q, size_t a, size_t b, unsigned tag, uint64_t scope)
+{
+	return mh_key(match_sub_hash(q->m, q->P, a, b), b - a, tag, scope);
+}
+
+static bool mstr_eq(const struct matcher *m, struct mstr s, const char *p, size_t n)
+{
+	return s.len == n && !memcmp(mstr_ptr(m, s), p, n);
+}
+
+static bool same_suffix(const struct query *q, const struct prot_entry *p)
+{
+	return p->suffix_hash == q->suffix_hash && mstr_eq(q->m, p->suffix, q->suffix, q->suffix_len);
+}
+
+/* ---- allow, block, protected: exact names and parent wildcards -------- */
+
+/* Looks up d.ascii[a..) under tag; returns the list/prot index or -1. */
+static int find_name(const struct query *q, size_t a, unsigned tag)
+{
+	const struct matcher *m = q->m;
+	const char *s = q->d.ascii + a;
+	size_t n = q->d.ascii_len - a;
+	struct mh_iter it;
+	uint32_t v;
+	for (mh_find(&m->idx, sub_key(q, a, q->d.ascii_len, tag, 0), &it); mh_next(&it, &v);) {
+		struct mstr key;
+		if (tag == TAG_EXACT)
+			key = m->prot[v].name;
+		else if (tag == TAG_SUFFIX)
+			key = m->prot[v].is_suffix ? m->prot[v].suffix : (struct mstr){0, 0};
+		else if (tag == TAG_ALLOW || tag == TAG_ALLOW_WILD)
+			key = m->allow[v].key;
+		else
+			key = m->block[v].key;
+		if (mstr_eq(m, key, s, n))
+			return (int)v;
+	}
+	return -1;
+}
+
+/* Exact entry for the whole name, or a wildcard entry for a parent. */
+static int find_listed(const struct query *q, unsigned exact_tag, unsigned wild_tag)
+{
+	int v = find_name(q, 0, exact_tag);
+	for (unsigned i = 1; v < 0 && i < q->nstarts; i++)
+		v = find_name(q, q->starts[i], wild_tag);
+	return v;
+}
+
+/* The name is a protected domain, under one, or under a protected suffix. */
+static bool is_protected(const struct query *q)
+{
+	for (unsigned i = 0; i < q->nstarts; i++)
+		if (find_name(q, q->starts[i], TAG_EXACT) >= 0 ||
+		    find_name(q, q->starts[i], TAG_SUFFIX) >= 0)
+			return true;
+	return false;
+}
+
+/* ---- detectors -------------------------------------------------------- */
+
+/* army.ml for .mil: the public suffix is one edit from a protected suffix. */
+static bool det_suffix_typo(struct query *q)
+{
+	const struct matcher *m = q->m;
+	struct mh_iter it;
+	uint32_t v;
+	for (mh_find(&m->idx, sub_key(q, q->d.suffix_off, q->d.ascii_len, TAG_TYPO, 0), &it);
+	     mh_next(&it, &v);) {
+		const struct prot_entry *p = &m->prot[v];
+		if (edit_distance(mstr_ptr(m, p->suffix), p->suffix.len, q->suffix, q->suffix_len, 1) == 1)
+			return flag_prot(q, v, "suffix-typo", 1);
+	}
+	return false;
+}
+
+/* army.mil.ml, gmail.com.co: a protected name as whole labels followed by
+ * more labels. A suffix entry counts only with a label before it and
+ * outside the name's own public suffix (hmrc.gov.uk is not gov). */
+static bool det_prefix(struct query *q)
+{
+	const struct matcher *m = q->m;
+	for (unsigned i = 0; i + 1 < q->nstarts; i++) {
+		for (unsigned k = i + 1; k < q->nstarts && k - i <= 4; k++) {
+			size_t a = q->starts[i], b = q->starts[k] - 1;
+			struct mh_iter it;
+			uint32_t v;
+			for (mh_find(&m->idx, sub_key(q, a, b, TAG_EXACT, 0), &it); mh_next(&it, &v);)
+				if (mstr_eq(m, m->prot[v].name, q->d.ascii + a, b - a))
+					return flag_prot(q, v, "protected-prefix", -1);
+			if (i == 0 || b >= q->d.suffix_off)
+				continue;
+			for (mh_find(&m->idx, sub_key(q, a, b, TAG_SUFFIX, 0), &it); mh_next(&it, &v);)
+				if (m->prot[v].is_suffix &&
+				    mstr_eq(m, m->prot[v].suffix, q->d.ascii + a, b - a))
+					return flag_prot(q, v, "protected-prefix", -1);
+		}
+	}
+	return false;
+}
+
+/* Folds d.ascii[a..b) without '-' and '.'; returns its length or -1. */
+static int strip_range(const struct query *q, size_t a, size_t b, char *out, bool *had_dot)
+{
+	*had_dot = memchr(q->d.ascii + a, '.', b - a) != NULL;
+	return fold_strip(q->d.ascii + a, b - a, out);
+}
+
+/* armymil.ml, gmail-com.net: protected name with its dots dropped. */
+static bool det_dot_omission(struct query *q, size_t a, size_t b)
+{
+	const struct matcher *m = q->m;
+	char f[FOLD_MAX];
+	bool had_dot;
+	int n = strip_range(q, a, b, f, &had_dot);
+	if (n <= 0)
+		return false;
+	struct mh_iter it;
+	uint32_t v;
+	for (mh_find(&m->idx, mh_key(mh_poly(f, (size_t)n), (size_t)n, TAG_DOT, 0), &it); mh_next(&it, &v);)
+		if (mstr_eq(m, m->prot[v].dot, f, (size_t)n))
+			return flag_prot(q, v, "dot-omission", -1);
+	return false;
+}
+
+/* gm-ail.com (hyphenation), gm.ail.com (subdomain): same suffix, same
+ * letters once hyphens and dots are gone. */
+static bool det_hyphen_dot(struct query *q, size_t a, size_t b)
+{
+	const struct matcher *m = q->m;
+	char f[FOLD_MAX], pf[FOLD_MAX];
+	bool had_dot;
+	int n = strip_range(q, a, b, f, &had_dot);
+	if (n <= 0)
+		return false;
+	struct mh_iter it;
+	uint32_t v;
+	uint64_t key = mh_key(mh_poly(f, (size_t)n), (size_t)n, TAG_HYPH, q->suffix_hash);
+	for (mh_find(&m->idx, key, &it); mh_next(&it, &v);) {
+		const struct prot_entry *p = &m->prot[v];
+		if (!same_suffix(q, p) || fold_strip(mstr_ptr(m, p->label), p->label.len, pf) != n ||
+		    memcmp(pf, f, (size_t)n))
+			continue;
+		return flag_prot(q, v, had_dot ? "subdomain" : "hyphenation", -1);
+	}
+	return false;
+}
+
+static bool det_folds(struct query *q)
+{
+	size_t prefix_end = q->d.suffix_off - 1;
+	if (det_dot_omission(q, q->d.reg_off, prefix_end) || det_hyphen_dot(q, q->d.reg_off, prefix_end))
+		return true;
+	if (q->d.reg_off == 0)
+		return false;
+	/* with subdomains: the whole part left of the suffix, too */
+	return det_dot_omission(q, 0, prefix_end) || det_hyphen_dot(q, 0, prefix_end);
+}
+
+/* Checks one distance-1 candidate; a typo class flags at once, a generic
+ * edit is kept for after the confusable check. */
+static bool edit1_candidate(struct query *q, uint32_t v)
+{
+	const struct matcher *m = q->m;
+	const struct prot_entry *p = &m->prot[v];
+	if (p->is_suffix || !same_suffix(q, p))
+		return false;
+	const char *pl = mstr_ptr(m, p->label);
+	if (edit_distance(pl, p->label.len, q->label, q->label_len, 1) != 1)
+		return false;
+	const char *cls = edit_classify(pl, p->label.len, q->label, q->label_len);
+	if (strcmp(cls, "damerau-levenshtein"))
+		return flag_prot(q, v, cls, 1);
+	if (q->generic1 < 0 && p->label.len >= MATCH_DL1_MIN_LABEL)
+		q->generic1 = (int)v;
+	return false;
+}
+
+static bool lookup_edit(struct query *q, uint64_t h, size_t n, unsigned tag,
+			bool (*candidate)(struct query *, uint32_t))
+{
+	struct mh_iter it;
+	uint32_t v;
+	for (mh_find(&q->m->idx, mh_key(h, n, tag, q->suffix_hash), &it); mh_next(&it, &v);)
+		if (candidate(q, v))
+			return true;
+	return false;
+}
+
+/* Typos one edit away (addition, omission, bitsquatting, keyboard
+ * neighbours, ...): the label and its 1-deletions against TAG_DEL1. */
+static bool det_edit1(struct query *q)
+{
+	size_t n = q->label_len, r = q->d.reg_off;
+	uint64_t P[EDIT_LABEL_MAX + 1];
+	if (!q->label_ascii || n > EDIT_LABEL_MAX)
+		return false;
+	for (size_t i = 0; i <= n; i++)
+		P[i] = match_sub_hash(q->m, q->P, r, r + i);
+	if (lookup_edit(q, P[n], n, TAG_DEL1, edit1_candidate))
+		return true;
+	for (size_t k = 0; k < n; k++)
+		if (lookup_edit(q, match_del1_hash(q->m, P, n, k), n - 1, TAG_DEL1, edit1_candidate))
+			return true;
+	return false;
+}
+
+/* раураl.com, g00gle.com: same confusable fold, same suffix. */
+static bool det_confusable(struct query *q)
+{
+	const struct matcher *m = q->m;
+	size_t ul;
+	const char *ulabel = domain_reg_ulabel(&q->d, &ul);
+	char f[FOLD_MAX];
+	int n = fold_confusable(m->fold, ulabel, ul, f);
+	if (n <= 0)
+		return false;
+	struct mh_iter it;
+	uint32_t v;
+	for (mh_find(&m->idx, mh_key(mh_poly(f, (size_t)n), (size_t)n, TAG_CONF, q->suffix_hash), &it);
+	     mh_next(&it, &v);) {
+		const struct prot_entry *p = &m->prot[v];
+		if (same_suffix(q, p) && mstr_eq(m, p->conf, f, (size_t)n))
+			return flag_prot(q, v, q->label_ascii ? "homoglyph" : "confusable", -1);
+	}
+	return false;
+}
+
+/* gmail.de for gmail.com: the same label under another suffix. One edit on
+ * the suffix (gmail.cm) is a suffix typo; other suffixes a tld-swap, only
+ * for labels long enough to be distinctive. */
+static bool det_tld_swap(struct query *q)
+{
+	const struct matcher *m = q->m;
+	struct mh_iter it;
+	uint32_t v;
+	uint64_t key = sub_key(q, q->d.reg_off, q->d.suffix_off - 1, TAG_LABEL, 0);
+	for (mh_find(&m->idx, key, &it); mh_next(&it, &v);) {
+		const struct prot_entry *p = &m->prot[v];
+		if (!mstr_eq(m, p->label, q->label, q->label_len) || same_suffix(q, p))
+			continue;
+		int d = edit_distance(mstr_ptr(m, p->suffix), p->suffix.len, q->suffix, q->suffix_len, 1);
+		if (d == 1)
+			return flag_prot(q, v, "suffix-typo", 1);
+		if (p->label.len >= MATCH_TLDSWAP_MIN_LABEL)
+			return flag_prot(q, v, "tld-swap", -1);
+	}
+	return false;
+}
+
+static bool edit2_candidate(struct query *q, uint32_t v)
+{
+	const struct matcher *m = q->m;
+	const struct prot_entry *p = &m->prot[v];
+	if (!same_suffix(q, p))
+		return false;
+	int d = edit_distance(mstr_ptr(m, p->label), p->label.len, q->label, q->label_len, 2);
+	return d == 2 && flag_prot(q, v, "damerau-levenshtein", 2);
+}
+
+/* Distance 2 for labels of 8+ characters: the label, its 1- and
+ * 2-deletions against TAG_DEL2 (which holds only long labels). */
+static bool det_edit2(struct query *q)
+{
+	size_t n = q->label_len, r = q->d.reg_off;
+	if (!q->label_ascii || n > EDIT_LABEL_MAX || n + 2 < MATCH_DL2_MIN_LABEL)
+		return false;
+	uint64_t near = (q->m->del2_lengths >> (n - 2)) & 0x1f; /* lengths n-2 .. n+2 */
+	if (!near)
+		return false;
+	uint64_t P[EDIT_LABEL_MAX + 1];
+	for (size_t i = 0; i <= n; i++)
+		P[i] = match_sub_hash(q->m, q->P, r, r + i);
+	if (lookup_edit(q, P[n], n, TAG_DEL2, edit2_candidate))
+		return true;
+	for (size_t j = 0; j < n; j++) {
+		if (lookup_edit(q, match_del1_hash(q->m, P, n, j), n - 1, TAG_DEL2, edit2_candidate))
+			return true;
+		for (size_t k = j + 1; k < n; k++)
+			if (lookup_edit(q, match_del2_hash(q->m, P, n, j, k), n - 2, TAG_DEL2,
+					edit2_candidate))
+				return true;
+	}
+	return false;
+}
+
+static bool run_detectors(struct query *q)
+{
+	if (det_suffix_typo(q) || det_prefix(q) || det_folds(q) || det_edit1(q) || det_confusable(q))
+		return true;
+	if (q->generic1 >= 0)
+		return flag_prot(q, (uint32_t)q->generic1, "damerau-levenshtein", 1);
+	return det_tld_swap(q) || det_edit2(q);
+}
+
+/* ---- input ---------------------------------------------------------------- */
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The domain of "local@domain", "<local@domain>" or a bare domain. */
+static bool extract_domain(const char *in, const char **dom, size_t *len, const char **why)
+{
+	size_t n = strnlen(in, MATCH_DOMAIN_MAX * 2);
+	if (n >= MATCH_DOMAIN_MAX * 2) {
+		*why = "input too long";
+		return false;
+	}
+	while (n && is_space(in[0]))
+		in++, n--;
+	while (n && is_space(in[n - 1]))
+		n--;
+	if (n >= 2 && in[0] == '<' && in[n - 1] == '>')
+		in++, n -= 2;
+	const char *at = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (in[i] == '@')
+			at = in + i;
+	if (at) {
+		if (at == in) {
+			*why = "empty local part";
+			return false;
+		}
+		n -= (size_t)(at + 1 - in);
+		in = at + 1;
+		if (n == 0) {
+			*why = "no domain after '@'";
+			return false;
+		}
+	}
+	*dom = in;
+	*len = n;
+	return true;
+}
+
+static enum match_result verdict(struct match_verdict *out, enum match_result r, const char *reason)
+{
+	out->result = r;
+	out->reason = reason;
+	if (r == MATCH_ERROR)
+		out->domain[0] = '\0';
+	return r;
+}
+
+static void prepare(struct query *q)
+{
+	struct domain_name *d = &q->d;
+	match_prefix_hashes(d->ascii, d->ascii_len, q->P);
+	q->nstarts = 0;
+	q->starts[q->nstarts++] = 0;
+	for (size_t i = 0; i < d->ascii_len && q->nstarts < DOMAIN_LABELS_MAX; i++)
+		if (d->ascii[i] == '.')
+			q->starts[q->nstarts++] = i + 1;
+	q->suffix = d->ascii + d->suffix_off;
+	q->suffix_len = d->ascii_len - d->suffix_off;
+	q->suffix_hash = match_sub_hash(q->m, q->P, d->suffix_off, d->ascii_len);
+	q->generic1 = -1;
+	if (d->has_registrable) {
+		q->label = domain_reg_label(d, &q->label_len);
+		size_t ul;
+		domain_reg_ulabel(d, &ul);
+		q->label_ascii = ul == q->label_len;
+	}
+}
+
+enum match_result matcher_check(const struct matcher *m, const char *input,
+				struct match_verdict *out)
+{
+	struct query q;
+	const char *dom = NULL, *why = NULL;
+	size_t len = 0;
+	q.m = m;
+	q.out = out;
+	out->domain[0] = out->protected_entry[0] = '\0';
+	out->detector = NULL;
+	out->distance = -1;
+	if (!input || !extract_domain(input, &dom, &len, &why) ||
+	    domain_normalize(m->dom, dom, len, &q.d, &why) < 0)
+		return verdict(out, MATCH_ERROR, input ? why : "no input");
+	copy_str(out->domain, sizeof(out->domain), q.d.ascii, q.d.ascii_len);
+	if (q.d.kind == DOMAIN_LITERAL)
+		return verdict(out, MATCH_OK, "address literal");
+	prepare(&q);
+	int v = find_listed(&q, TAG_ALLOW, TAG_ALLOW_WILD);
+	if (v >= 0)
+		return verdict(out, MATCH_OK, "allow-list");
+	v = find_listed(&q, TAG_BLOCK, TAG_BLOCK_WILD);
+	if (v >= 0) {
+		flag(&q, mstr_ptr(m, m->block[v].name), m->block[v].name.len, "block-list", -1);
+		return MATCH_FLAG;
+	}
+	if (is_protected(&q))
+		return verdict(out, MATCH_OK, "protected");
+	if (!q.d.has_registrable)
+		return verdict(out, MATCH_ERROR, "a public suffix, not a registrable domain");
+	if (run_detectors(&q))
+		return MATCH_FLAG;
+	return verdict(out, MATCH_OK, "no lookalike");
+}

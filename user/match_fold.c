@@ -1,0 +1,198 @@
+/* Canonical folds of labels (see match_fold.h). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unicode/uspoof.h>
+
+#include "match_fold.h"
+
+struct fold_ctx {
+	USpoofChecker *spoof;
+};
+
+struct fold_ctx *fold_ctx_new(char *err, size_t errlen)
+{
+	struct fold_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx) {
+		snprintf(err, errlen, "confusable skeletons: out of memory");
+		return NULL;
+	}
+	UErrorCode status = U_ZERO_ERROR;
+	ctx->spoof = uspoof_open(&status);
+	if (U_FAILURE(status)) {
+		snprintf(err, errlen, "confusable skeletons: uspoof_open: %s", u_errorName(status));
+		free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+void fold_ctx_free(struct fold_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	uspoof_close(ctx->spoof);
+	free(ctx);
+}
+
+/* Letters the UTS #39 tables leave alone but that pass for Latin ones in a
+ * domain (small capitals, hooks, strokes ICU keeps as one code point). */
+static const struct {
+	uint32_t cp;
+	char ascii;
+} extra_glyphs[] = {
+	{0x0299, 'b'}, {0x0185, 'b'}, {0x2C68, 'h'}, {0x2C6A, 'k'}, {0xA791, 'n'},
+	{0x00FE, 'p'}, {0x027E, 'r'}, {0x01AB, 't'}, {0x0289, 'u'}, {0x2C71, 'v'},
+	{0x2C74, 'v'}, {0x2C73, 'w'}, {0x2C6C, 'z'}, {0x01DD, 'a'}, {0x029D, 'j'},
+	{0x0259, 'a'}, {0x0131, 'i'},
+};
+
+/* Decodes one UTF-8 sequence at s (n bytes available). Returns its length
+ * (1 for an invalid byte, which is then passed through as is). */
+static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	if (s[0] < 0x80 || n < 2) {
+		*cp = s[0];
+		return 1;
+	}
+	if ((s[0] & 0xE0) == 0xC0) {
+		*cp = ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
+		return 2;
+	}
+	if ((s[0] & 0xF0) == 0xE0 && n >= 3) {
+		*cp = ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+		return 3;
+	}
+	if ((s[0] & 0xF8) == 0xF0 && n >= 4) {
+		*cp = ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
+		      ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+		return 4;
+	}
+	*cp = s[0];
+	return 1;
+}
+
+/*
+ * Skeleton of a non-ASCII label, then: combining marks dropped (the
+ * skeleton is in NFD, so "à" arrives as "a" + U+0300) and the extra glyphs
+ * mapped. Output stays UTF-8 for code points with no Latin lookalike.
+ */
+static int skeleton_latin(const struct fold_ctx *ctx, const char *label, size_t len,
+			  char *out)
+{
+	char skel[FOLD_MAX * 4];
+	UErrorCode status = U_ZERO_ERROR;
+	int32_t n = uspoof_getSkeletonUTF8(ctx->spoof, 0, label, (int32_t)len, skel,
+					   (int32_t)sizeof(skel), &status);
+	if (U_FAILURE(status) || n < 0 || (size_t)n >= sizeof(skel))
+		return -1;
+	size_t o = 0;
+	for (size_t i = 0; i < (size_t)n;) {
+		uint32_t cp;
+		size_t step = utf8_decode((const unsigned char *)skel + i, (size_t)n - i, &cp);
+		char mapped = 0;
+		if (cp >= 0x300 && cp <= 0x36F) {
+			i += step;
+			continue;
+		}
+		for (size_t k = 0; k < sizeof(extra_glyphs) / sizeof(extra_glyphs[0]); k++)
+			if (extra_glyphs[k].cp == cp)
+				mapped = extra_glyphs[k].ascii;
+		if (o + step >= FOLD_MAX)
+			return -1;
+		if (mapped)
+			out[o++] = mapped;
+		else
+			memcpy(out + o, skel + i, step), o += step;
+		i += step;
+	}
+	return (int)o;
+}
+
+/* One representative per class of ASCII characters that pass for each
+ * other in a domain name. */
+static char ascii_class(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		c = (char)(c + 32);
+	switch (c) {
+	case '0': return 'o';
+	case '1': case 'i': case '|': return 'l';
+	case 'n': case 'r': return 'm';
+	case 'd': return 'b';
+	case 'e': return 'c';
+	case 'q': return 'g';
+	case '3': return '8';
+	case '9': return '6';
+	case '5': return 's';
+	default: return c;
+	}
+}
+
+/* Pairs (after ascii_class) that read as one letter: vv -> w, cl/bl/lb ->
+ * d (class b), lh -> h, lk/lc -> k. Returns the letter or 0. */
+static char ascii_pair(char a, char b)
+{
+	if (a == 'v' && b == 'v')
+		return 'w';
+	if ((a == 'c' && b == 'l') || (a == 'b' && b == 'l') || (a == 'l' && b == 'b'))
+		return 'b';
+	if (a == 'l' && b == 'h')
+		return 'h';
+	if (a == 'l' && (b == 'k' || b == 'c'))
+		return 'k';
+	return 0;
+}
+
+static int fold_ascii_classes(const char *in, size_t len, char *out)
+{
+	char cls[FOLD_MAX];
+	if (len >= FOLD_MAX)
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		cls[i] = ascii_class(in[i]);
+	size_t o = 0;
+	for (size_t i = 0; i < len;) {
+		char c = cls[i];
+		char pair = i + 1 < len ? ascii_pair(cls[i], cls[i + 1]) : 0;
+		if (pair) {
+			c = pair;
+			i += 2;
+		} else {
+			i++;
+		}
+		/* runs collapse: "rn" and "nn" and "m" all end as one 'm' */
+		if (o > 0 && out[o - 1] == c)
+			continue;
+		out[o++] = c;
+	}
+	return (int)o;
+}
+
+int fold_confusable(const struct fold_ctx *ctx, const char *label, size_t len, char *out)
+{
+	bool ascii = true;
+	for (size_t i = 0; i < len; i++)
+		ascii = ascii && (unsigned char)label[i] < 0x80;
+	if (ascii)
+		return fold_ascii_classes(label, len, out);
+	char latin[FOLD_MAX];
+	int n = skeleton_latin(ctx, label, len, latin);
+	if (n < 0)
+		return -1;
+	return fold_ascii_classes(latin, (size_t)n, out);
+}
+
+int fold_strip(const char *s, size_t len, char *out)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '-' || s[i] == '.')
+			continue;
+		if (o + 1 >= FOLD_MAX)
+			return -1;
+		out[o++] = s[i];
+	}
+	return (int)o;
+}

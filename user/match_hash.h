@@ -1,0 +1,110 @@
+/*
+ * The matcher's index: one open-addressing hash multimap from 64-bit keys
+ * to 32-bit values, with a one-bit-per-bucket prefilter in front so that
+ * the common negative lookup touches one small bitmap instead of the table.
+ *
+ * Keys are hashes of strings (a fold, a label with one character deleted,
+ * ...) mixed with a tag that says which index they belong to. Two strings
+ * may collide: every hit is a candidate that the caller verifies against
+ * the real strings, so a collision costs time, never a wrong verdict.
+ *
+ * Built once, then read-only: lookups are safe from any number of threads.
+ */
+#ifndef RCPTWALL_MATCH_HASH_H
+#define RCPTWALL_MATCH_HASH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mh_slot {
+	uint64_t key; /* 0 = empty */
+	uint32_t value;
+	uint32_t pad;
+};
+
+struct mh_table {
+	struct mh_slot *slots;
+	size_t cap;      /* power of two */
+	size_t count;
+	uint64_t *filter; /* one bit per filter bucket */
+	size_t filter_bits; /* power of two */
+};
+
+int mh_init(struct mh_table *t, size_t expected);
+void mh_free(struct mh_table *t);
+/* Adds (key, value) unless that exact pair is present. Grows as needed. */
+int mh_insert(struct mh_table *t, uint64_t key, uint32_t value);
+size_t mh_mem_bytes(const struct mh_table *t);
+
+/* Iterates over the values stored under key:
+ *   struct mh_iter it; uint32_t v;
+ *   for (mh_find(t, key, &it); mh_next(&it, &v);) ... */
+struct mh_iter {
+	const struct mh_table *t;
+	uint64_t key;
+	size_t pos;
+	bool done;
+};
+
+static inline uint64_t mh_mix(uint64_t x)
+{
+	/* splitmix64 finaliser: spreads polynomial hashes over all bits */
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x ? x : 1; /* 0 marks an empty slot */
+}
+
+static inline void mh_find(const struct mh_table *t, uint64_t key, struct mh_iter *it)
+{
+	it->t = t;
+	it->key = key;
+	it->pos = key & (t->cap - 1);
+	size_t fb = (key >> 20) & (t->filter_bits - 1);
+	it->done = !(t->filter[fb >> 6] & (1ULL << (fb & 63)));
+}
+
+static inline bool mh_next(struct mh_iter *it, uint32_t *value)
+{
+	if (it->done)
+		return false;
+	const struct mh_table *t = it->t;
+	for (;;) {
+		const struct mh_slot *s = &t->slots[it->pos];
+		if (s->key == 0) {
+			it->done = true;
+			return false;
+		}
+		it->pos = (it->pos + 1) & (t->cap - 1);
+		if (s->key == it->key) {
+			*value = s->value;
+			return true;
+		}
+	}
+}
+
+/* Polynomial string hash mod 2^64 (not mixed): lets the matcher compute the
+ * hash of a string with one or two characters deleted in O(1) from prefix
+ * hashes. MH_BASE is odd so powers never reach 0. */
+#define MH_BASE 0x100000001b3ULL
+
+static inline uint64_t mh_poly(const char *s, size_t n)
+{
+	uint64_t h = 0;
+	for (size_t i = 0; i < n; i++)
+		h = h * MH_BASE + (unsigned char)s[i] + 1;
+	return h;
+}
+
+/* The key of a string hash h of length n in index tag, scoped by scope
+ * (the hash of a public suffix, or 0 for none). */
+static inline uint64_t mh_key(uint64_t h, size_t n, unsigned tag, uint64_t scope)
+{
+	return mh_mix(h ^ ((uint64_t)n << 56) ^ ((uint64_t)tag * 0x9e3779b97f4a7c15ULL) ^
+		      (scope * 0xc2b2ae3d27d4eb4fULL));
+}
+
+#endif

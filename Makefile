@@ -98,6 +98,8 @@ $(BUILD)/bpf/%.tmp.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard bpf/*.h) include
 # The TLS uprobes advance a flow's plaintext offset with an atomic
 # fetch-and-add, which needs BPF ISA v3 (kernel 5.12+).
 $(BUILD)/bpf/tls_uprobe.tmp.o: CLANG += -mcpu=v3
+# Its test speaks TLS itself, with both libraries the probes attach to.
+$(BUILD)/tests/test_tls_uprobe $(ASAN)/tests/test_tls_uprobe: LIBS += -lssl -lcrypto -lgnutls -lpthread
 
 $(BUILD)/bpf/%.bpf.o: $(BUILD)/bpf/%.tmp.o
 	$(BPFTOOL) gen object $@ $<

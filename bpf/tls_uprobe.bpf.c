@@ -25,7 +25,9 @@
  * A write that reaches no socket while in the library (GnuTLS corked
  * records, a buffering BIO) takes the flow last seen for the same session
  * in the same process (tls_sessions, forgotten at SSL_free / gnutls_deinit);
- * without one it is counted in RW_CNT_TLS_UNATTRIBUTED. So is every write
+ * without one it is counted in RW_CNT_TLS_UNATTRIBUTED. gnutls_record_uncork()
+ * re-sends corked records through gnutls_record_send(): calls from inside it
+ * are ignored, their bytes were sent when the corked calls took them. So is every write
  * whose flow is not in the flows map (HTTPS and other TLS traffic): one hash
  * lookup, nothing copied.
  *
@@ -127,6 +129,18 @@ struct {
 	__type(value, struct rw_flow_key);
 } tls_sessions SEC(".maps");
 
+/*
+ * Threads inside gnutls_record_uncork(): it flushes the corked records by
+ * calling gnutls_record_send() on them, and those bytes were already sent
+ * when the corked calls took them.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, __u8);
+} tls_uncorking SEC(".maps");
+
 /* A record is assembled here, then copied into the ring with its real size. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -178,7 +192,30 @@ int BPF_KPROBE(tls_ssl_write_ex, void *ssl, const void *buf, __u64 num, void *wr
 SEC("uprobe")
 int BPF_KPROBE(tls_gnutls_send, void *session, const void *data, __u64 size)
 {
+	__u64 id = bpf_get_current_pid_tgid();
+
+	if (bpf_map_lookup_elem(&tls_uncorking, &id))
+		return 0; /* the flush of bytes already sent */
 	return call_enter(TLS_API_GNUTLS_SEND, session, data, size, NULL);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(tls_gnutls_uncork)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u8 one = 1;
+
+	bpf_map_update_elem(&tls_uncorking, &id, &one, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(tls_gnutls_uncork_ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&tls_uncorking, &id);
+	return 0;
 }
 
 /* ---- syscall: find the connection -------------------------------------- */
@@ -213,14 +250,14 @@ static __always_inline int fd_flow_key(__s64 fd, struct rw_flow_key *key)
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family == RW_AF_INET) {
 		key->family = RW_AF_INET;
-		BPF_CORE_READ_INTO(key->saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(key->daddr, sk, __sk_common.skc_daddr);
+		bpf_core_read(key->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(key->daddr, 4, &sk->__sk_common.skc_daddr);
 		return 0;
 	}
 	if (family != RW_AF_INET6)
 		return -1;
-	BPF_CORE_READ_INTO(key->saddr, sk, __sk_common.skc_v6_rcv_saddr);
-	BPF_CORE_READ_INTO(key->daddr, sk, __sk_common.skc_v6_daddr);
+	bpf_core_read(key->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+	bpf_core_read(key->daddr, 16, &sk->__sk_common.skc_v6_daddr);
 	/* An AF_INET6 socket talking to ::ffff:a.b.c.d sends IPv4 packets: key it
 	 * as the tc program sees them. */
 	if (!(*(__u64 *)key->daddr) && *(__u32 *)(key->daddr + 8) == bpf_htonl(0xffff)) {
@@ -278,13 +315,58 @@ static __always_inline __u32 skipped_by_phase(const struct rw_flow_state *st, __
 	}
 }
 
+/* State of one write's records, passed through bpf_loop (one verification
+ * of the chunk body instead of RW_MAX_CHUNKS unrolled paths). */
+struct chunk_ctx {
+	struct rw_flow_key flow;
+	__u64 buf;  /* caller's plaintext */
+	__u32 base; /* stream offset of buf[0] */
+	__u32 n;    /* bytes of this write */
+	__u32 off;  /* next byte of buf to send */
+	__u32 skip; /* leading bytes not sent (body) */
+	__u8 phase;
+};
+
+static long send_chunk(__u32 i, void *arg)
+{
+	struct chunk_ctx *c = arg;
+	__u32 zero = 0, len;
+	struct rw_record *rec = bpf_map_lookup_elem(&tls_scratch, &zero);
+
+	if (!rec || c->off >= c->n)
+		return 1;
+	len = c->n - c->off;
+	if (len > RW_MAX_PAYLOAD)
+		len = RW_MAX_PAYLOAD;
+	rec->hdr.kind = RW_REC_DATA;
+	rec->hdr.source = RW_SRC_TLS;
+	rec->hdr.phase = c->phase;
+	rec->hdr.flags = c->skip ? RW_RF_BODY_TAIL : 0;
+	if (i == RW_MAX_CHUNKS - 1 && c->off + len < c->n)
+		rec->hdr.flags |= RW_RF_TRUNCATED;
+	rec->hdr.seq = c->base + c->off;
+	rec->hdr.len = len;
+	rec->hdr.skipped = i == 0 ? c->skip : 0;
+	rec->hdr.ts_ns = bpf_ktime_get_ns();
+	rec->hdr.pid = bpf_get_current_pid_tgid() >> 32;
+	rec->hdr.pad = 0;
+	rec->hdr.flow = c->flow;
+	if (bpf_probe_read_user(rec->data, len, (const void *)(c->buf + c->off)))
+		return 1; /* the rest is counted as truncated */
+	if (bpf_ringbuf_output(&ring, rec, sizeof(rec->hdr) + len, BPF_RB_FORCE_WAKEUP)) {
+		count(RW_CNT_RESERVE_FAIL, 1);
+	} else {
+		count(RW_CNT_RECORDS, 1);
+		count(RW_CNT_TLS_RECORDS, 1);
+	}
+	c->off += len;
+	return 0;
+}
+
 static __always_inline void send_plaintext(const struct rw_flow_key *flow, __u64 buf, __u32 n)
 {
 	struct rw_flow_state *st = bpf_map_lookup_elem(&flows, flow);
-	struct rw_record *rec;
-	__u32 zero = 0, base, skip, off, len;
-	__u8 phase;
-	int i;
+	struct chunk_ctx c;
 
 	if (!st) {
 		count(RW_CNT_TLS_UNATTRIBUTED, 1);
@@ -292,49 +374,20 @@ static __always_inline void send_plaintext(const struct rw_flow_key *flow, __u64
 	}
 	/* Reserve [base, base + n) of the plaintext stream, even for bytes not
 	 * sent, so offsets stay those of the stream. */
-	base = __sync_fetch_and_add(&st->tls_next_seq, n);
-	phase = st->tls_phase;
-	skip = skipped_by_phase(st, base, n, phase);
-	if (skip)
-		count(RW_CNT_BODY_SKIPPED_BYTES, skip);
-	if (skip >= n)
+	c.base = __sync_fetch_and_add(&st->tls_next_seq, n);
+	c.phase = st->tls_phase;
+	c.skip = skipped_by_phase(st, c.base, n, c.phase);
+	if (c.skip)
+		count(RW_CNT_BODY_SKIPPED_BYTES, c.skip);
+	if (c.skip >= n)
 		return;
-	rec = bpf_map_lookup_elem(&tls_scratch, &zero);
-	if (!rec)
-		return;
-
-	off = skip;
-	for (i = 0; i < RW_MAX_CHUNKS && off < n; i++) {
-		len = n - off;
-		if (len > RW_MAX_PAYLOAD)
-			len = RW_MAX_PAYLOAD;
-		rec->hdr.kind = RW_REC_DATA;
-		rec->hdr.source = RW_SRC_TLS;
-		rec->hdr.phase = phase;
-		rec->hdr.flags = skip ? RW_RF_BODY_TAIL : 0;
-		if (i == RW_MAX_CHUNKS - 1 && off + len < n)
-			rec->hdr.flags |= RW_RF_TRUNCATED;
-		rec->hdr.seq = base + off;
-		rec->hdr.len = len;
-		rec->hdr.skipped = i == 0 ? skip : 0;
-		rec->hdr.ts_ns = bpf_ktime_get_ns();
-		rec->hdr.pid = bpf_get_current_pid_tgid() >> 32;
-		rec->hdr.pad = 0;
-		rec->hdr.flow = *flow;
-		if (bpf_probe_read_user(rec->data, len & (RW_MAX_PAYLOAD * 2 - 1),
-					(const void *)(buf + off)))
-			break; /* the rest is counted as truncated below */
-		if (bpf_ringbuf_output(&ring, rec, sizeof(rec->hdr) + (len & (RW_MAX_PAYLOAD * 2 - 1)),
-				       BPF_RB_FORCE_WAKEUP)) {
-			count(RW_CNT_RESERVE_FAIL, 1);
-		} else {
-			count(RW_CNT_RECORDS, 1);
-			count(RW_CNT_TLS_RECORDS, 1);
-		}
-		off += len;
-	}
-	if (off < n)
-		count(RW_CNT_TLS_TRUNC_BYTES, n - off);
+	c.flow = *flow;
+	c.buf = buf;
+	c.n = n;
+	c.off = c.skip;
+	bpf_loop(RW_MAX_CHUNKS, send_chunk, &c, 0);
+	if (c.off < n)
+		count(RW_CNT_TLS_TRUNC_BYTES, n - c.off);
 }
 
 /* accepted: plaintext bytes the library took in this call (0: none). */

@@ -60,12 +60,16 @@ static const struct tls_probe_spec tls_specs[] = {
 	{ TLS_LIB_GNUTLS, "gnutls_record_send", "tls_gnutls_send_ret", true, true },
 	/* Teardown is optional (a static binary may lack it): the session
 	 * cache then ages out by LRU only. */
+	{ TLS_LIB_GNUTLS, "gnutls_record_uncork", "tls_gnutls_uncork_ret", true, true },
+	{ TLS_LIB_GNUTLS, "gnutls_record_uncork", "tls_gnutls_uncork", false, true },
 	{ TLS_LIB_OPENSSL, "SSL_free", "tls_ssl_free", false, false },
 	{ TLS_LIB_GNUTLS, "gnutls_deinit", "tls_gnutls_deinit", false, false },
 	{ TLS_LIB_OPENSSL, "SSL_write", "tls_ssl_write", false, true },
 	{ TLS_LIB_OPENSSL, "SSL_write_ex", "tls_ssl_write_ex", false, true },
 	{ TLS_LIB_GNUTLS, "gnutls_record_send", "tls_gnutls_send", false, true },
 };
+/* The uncork pair goes before the send entry: without it a flush of corked
+ * records would be sent twice. */
 #define TLS_N_SPECS (sizeof(tls_specs) / sizeof(tls_specs[0]))
 
 struct tls_probes {

@@ -30,7 +30,7 @@
 
 /* Which write functions a file defines (a library or a static binary). */
 #define TLS_LIB_OPENSSL 0x1 /* SSL_write, SSL_write_ex, SSL_free */
-#define TLS_LIB_GNUTLS  0x2 /* gnutls_record_send, gnutls_deinit */
+#define TLS_LIB_GNUTLS  0x2 /* gnutls_record_send, gnutls_record_uncork, gnutls_deinit */
 
 struct tls_lib {
 	char path[PATH_MAX];

@@ -342,7 +342,8 @@ static bool det_edit2(struct query *q)
 
 static bool run_detectors(struct query *q)
 {
-	if (det_suffix_typo(q) || det_prefix(q) || det_folds(q) || det_edit1(q) || det_confusable(q))
+	/* most specific first: the name tells the sysadmin what happened */
+	if (det_prefix(q) || det_folds(q) || det_suffix_typo(q) || det_edit1(q) || det_confusable(q))
 		return true;
 	if (q->generic1 >= 0)
 		return flag_prot(q, (uint32_t)q->generic1, "damerau-levenshtein", 1);

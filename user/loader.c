@@ -15,6 +15,7 @@
 #include <bpf/libbpf.h>
 
 #include "smtp_egress.skel.h"
+#include "tc_filters.h"
 
 #define VMLINUX_BTF "/sys/kernel/btf/vmlinux"
 
@@ -249,6 +250,7 @@ static int attach_one(struct loader *ld, const char *ifname, char *err, size_t e
 		return rc;
 	}
 	ld->stale_removed += rc;
+	bool had_stale = rc > 0;
 
 	LIBBPF_OPTS(bpf_tc_opts, a, .handle = LOADER_TC_HANDLE, .priority = LOADER_TC_PRIORITY,
 		    .prog_fd = bpf_program__fd(ld->skel->progs.rw_egress));
@@ -261,6 +263,7 @@ static int attach_one(struct loader *ld, const char *ifname, char *err, size_t e
 	li->ifindex = ifindex;
 	snprintf(li->name, sizeof(li->name), "%s", ifname);
 	li->created_qdisc = created;
+	li->had_stale = had_stale;
 	return 0;
 }
 
@@ -320,17 +323,33 @@ int loader_attach(struct loader *ld, const char *const *ifnames, size_t n, char 
 	return rc;
 }
 
+/* Deletes the clsact qdisc if neither hook has a filter left. */
+static void remove_qdisc_if_empty(const struct loader_iface *li)
+{
+	if (tc_filters_count(li->ifindex, false) != 0 || tc_filters_count(li->ifindex, true) != 0)
+		return; /* in use by someone, or unknown: leave it */
+	struct bpf_tc_hook hook;
+	egress_hook(&hook, li->ifindex);
+	hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS; /* the whole clsact qdisc */
+	int rc = bpf_tc_hook_destroy(&hook);
+	if (rc && rc != -ENOENT && rc != -EINVAL && rc != -ENODEV)
+		fprintf(stderr, "rcptwall: remove clsact qdisc on %s: %s\n", li->name, strerror(-rc));
+}
+
 void loader_detach_all(struct loader *ld)
 {
 	for (size_t i = 0; i < ld->n_ifaces; i++) {
+		const struct loader_iface *li = &ld->ifaces[i];
 		struct bpf_tc_hook hook;
-		egress_hook(&hook, ld->ifaces[i].ifindex);
+		egress_hook(&hook, li->ifindex);
 		LIBBPF_OPTS(bpf_tc_opts, d, .handle = LOADER_TC_HANDLE, .priority = LOADER_TC_PRIORITY);
 		int rc = bpf_tc_detach(&hook, &d);
 		/* Gone already (interface deleted, or someone removed it) is fine. */
 		if (rc && rc != -ENOENT && rc != -ENODEV && rc != -EINVAL)
-			fprintf(stderr, "rcptwall: detach tc egress on %s: %s\n", ld->ifaces[i].name,
+			fprintf(stderr, "rcptwall: detach tc egress on %s: %s\n", li->name,
 				strerror(-rc));
+		if (li->created_qdisc || li->had_stale)
+			remove_qdisc_if_empty(li);
 	}
 	ld->n_ifaces = 0;
 }

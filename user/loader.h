@@ -40,6 +40,7 @@ struct loader_iface {
 	int ifindex;
 	char name[IF_NAMESIZE];
 	bool created_qdisc;     /* the clsact qdisc was made by this run */
+	bool had_stale;         /* a filter of an earlier (killed) run was on it */
 };
 
 struct loader_maps {
@@ -66,7 +67,13 @@ int loader_open_load(struct loader *ld, const struct loader_opts *opts, char *er
 int loader_attach(struct loader *ld, const char *const *ifnames, size_t n, char *err,
 		  size_t errlen);
 
-/* Removes our filter from every interface attached; safe to call twice. */
+/*
+ * Removes our filter from every interface attached; safe to call twice.
+ * The clsact qdisc goes too when it has no filter left (ingress or egress)
+ * and was ours: created by this run, or found holding a stale filter of an
+ * earlier run (which most likely created it). A qdisc someone else made
+ * stays.
+ */
 void loader_detach_all(struct loader *ld);
 
 /* Detaches and frees everything. */

@@ -86,6 +86,8 @@ start_rcptwall() { # name
 	wait_for "rcptwall ($1) to attach" grep -q "watching veth0" "$TMP/$1.err"
 }
 
+has_clsact() { ip netns exec "$CLI" tc qdisc show dev veth0 | grep -q clsact; }
+
 stop_rcptwall() { # signal
 	kill "-$1" "$RW_PID"
 	local rc=0
@@ -116,6 +118,7 @@ rc=0
 stop_rcptwall TERM || rc=$?
 [ "$rc" -eq 0 ] || fail "rcptwall exited with $rc on SIGTERM"
 [ "$(our_filters)" -eq 0 ] || fail "a filter of ours remains after SIGTERM"
+! has_clsact || fail "the clsact qdisc rcptwall created remains after SIGTERM"
 grep -q "counters:" "$TMP/run1.err" || fail "no counter summary on exit"
 
 expect_line() { # flow-pattern text
@@ -153,5 +156,18 @@ stop_rcptwall INT || rc=$?
 [ "$rc" -eq 0 ] || fail "rcptwall exited with $rc on SIGINT"
 [ "$(our_filters)" -eq 0 ] || fail "a filter of ours remains after restart and SIGINT"
 grep -qF "C: RCPT TO:<grace@army.example>" "$TMP/run3.out" || fail "restarted run saw no RCPT"
+! has_clsact || fail "the clsact qdisc of the killed run remains"
 
-echo "ok: capture dump over IPv4/IPv6, ports 25/587; clean detach; stale filter replaced"
+# --- 3. someone else's clsact qdisc and filter are left alone --------------
+ip netns exec "$CLI" tc qdisc add dev veth0 clsact
+# cls_u32 with no action: present on minimal kernels without act_* modules.
+ip netns exec "$CLI" tc filter add dev veth0 egress prio 1 protocol all u32 match u32 0 0
+start_rcptwall run4
+[ "$(our_filters)" -eq 1 ] || fail "expected our filter next to the foreign one"
+stop_rcptwall TERM || fail "rcptwall failed to stop next to a foreign filter"
+[ "$(our_filters)" -eq 0 ] || fail "a filter of ours remains next to the foreign one"
+ip netns exec "$CLI" tc filter show dev veth0 egress | grep -q "u32 chain" ||
+	fail "the foreign filter was removed"
+has_clsact || fail "the foreign clsact qdisc was removed"
+
+echo "ok: capture dump over IPv4/IPv6, ports 25/587; clean detach; stale filter replaced; foreign qdisc kept"

@@ -72,7 +72,7 @@ static int mul_checked(uint64_t v, uint64_t m, uint64_t *out)
 static int parse_size(const char *s, uint64_t *out)
 {
 	const char *unit;
-	uint64_t v;
+	uint64_t v = 0;
 	if (parse_number(s, &v, &unit))
 		return -EINVAL;
 	if (!*unit)
@@ -91,7 +91,7 @@ static int parse_size(const char *s, uint64_t *out)
 static int parse_duration(const char *s, uint64_t *out)
 {
 	const char *unit;
-	uint64_t v;
+	uint64_t v = 0;
 	if (parse_number(s, &v, &unit))
 		return -EINVAL;
 	if (!*unit || !strcmp(unit, "s"))
@@ -215,7 +215,7 @@ static int add_port(const char *it, void *ctx, char *why, size_t whylen)
 {
 	struct port_list *l = ctx;
 	const char *unit;
-	uint64_t v;
+	uint64_t v = 0;
 	if (parse_number(it, &v, &unit) || *unit || v < 1 || v > 65535)
 		return fail(why, whylen, "'%.16s' is not a port number (1-65535)", it);
 	for (size_t i = 0; i < l->n; i++)
@@ -299,7 +299,7 @@ static int config_check(const struct rw_config *cfg, const char **key, char *why
 static int set_ring_size(struct rw_config *cfg, const char *v, bool append, char *why,
 			 size_t whylen)
 {
-	uint64_t sz;
+	uint64_t sz = 0;
 	if (parse_size(v, &sz))
 		return fail(why, whylen, "'%.32s' is not a size (e.g. 16M)", v);
 	/* BPF_MAP_TYPE_RINGBUF: a power of two and a multiple of the page size. */
@@ -325,7 +325,7 @@ static int parse_count(const char *v, uint64_t lo, uint64_t hi, uint64_t *out, c
 		       size_t whylen)
 {
 	const char *unit;
-	uint64_t n;
+	uint64_t n = 0;
 	if (parse_number(v, &n, &unit) || *unit)
 		return fail(why, whylen, "'%.32s' is not a whole number", v);
 	return store_bounded(n, lo, hi, out, why, whylen);
@@ -334,7 +334,7 @@ static int parse_count(const char *v, uint64_t lo, uint64_t hi, uint64_t *out, c
 static int parse_bytes(const char *v, uint64_t lo, uint64_t hi, uint64_t *out, char *why,
 		       size_t whylen)
 {
-	uint64_t n;
+	uint64_t n = 0;
 	if (parse_size(v, &n))
 		return fail(why, whylen, "'%.32s' is not a size (e.g. 256M)", v);
 	return store_bounded(n, lo, hi, out, why, whylen);
@@ -361,7 +361,7 @@ static int set_max_reorder(struct rw_config *cfg, const char *v, bool append, ch
 static int set_timeout(struct rw_config *cfg, const char *v, bool append, char *why,
 		       size_t whylen)
 {
-	uint64_t s;
+	uint64_t s = 0;
 	if (parse_duration(v, &s))
 		return fail(why, whylen, "'%.32s' is not a duration (e.g. 600, 10m, 1h)", v);
 	int err = store_bounded(s, 1, 7 * 86400, &s, why, whylen);
@@ -381,7 +381,7 @@ static int set_keep_rules(struct rw_config *cfg, const char *v, bool append, cha
 static int set_flush_interval(struct rw_config *cfg, const char *v, bool append, char *why,
 			      size_t whylen)
 {
-	uint64_t ms;
+	uint64_t ms = 0;
 	int err = parse_count(v, 0, 1000, &ms, why, whylen);
 	if (!err)
 		cfg->flush_interval_ms = (uint32_t)ms;
@@ -391,7 +391,7 @@ static int set_flush_interval(struct rw_config *cfg, const char *v, bool append,
 static int set_batch_size(struct rw_config *cfg, const char *v, bool append, char *why,
 			  size_t whylen)
 {
-	uint64_t n;
+	uint64_t n = 0;
 	int err = parse_count(v, 1, 65536, &n, why, whylen);
 	if (!err)
 		cfg->batch_size = (uint32_t)n;

@@ -14,6 +14,8 @@ PACKAGES=(
   # tests and benchmarks
   swaks libio-socket-inet6-perl python3 python3-aiosmtpd iperf3 dnstwist postfix
   gnutls-bin openssl qemu-system-x86 busybox-static cpio kmod
+  # TLS uprobe test (links both libraries) and swaks --tls
+  libssl-dev libgnutls28-dev libnet-ssleay-perl
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -18,6 +18,8 @@
 # bench/bench_*.c a benchmark binary, tests/e2e/*.sh an end-to-end test.
 
 .DELETE_ON_ERROR:
+# Keep the generated BPF objects and skeletons: they are inputs of many rules.
+.SECONDARY:
 .SUFFIXES:
 
 CC       ?= gcc

@@ -1,0 +1,250 @@
+/* The pipeline of `rcptwall run`: records -> parser -> matcher -> enforcer -> log. */
+#include "pipeline.h"
+
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pipeline {
+	struct smtp_parser *parser;
+	struct matcher *matcher;
+	struct enforcer *enforcer;
+	struct rw_log *log;
+	int flows_fd;
+	bool log_recipients;
+	struct pipeline_stats stats;
+	/* Last values seen, to report only growth as loss. */
+	uint64_t seen_kernel[RW_CNT_MAX];
+	uint64_t seen_gaps, seen_evicted;
+	uint64_t seen_enforce_errors;
+};
+
+static void on_parser_event(const struct smtp_event *ev, void *ctx);
+
+int pipeline_new(const struct pipeline_opts *opts, struct pipeline **out, char *err,
+		 size_t errlen)
+{
+	struct pipeline *p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(err, errlen, "pipeline: out of memory");
+		return -ENOMEM;
+	}
+	p->parser = smtp_parser_new(opts->limits, on_parser_event, p);
+	if (!p->parser) {
+		snprintf(err, errlen, "SMTP parser: out of memory");
+		free(p);
+		return -ENOMEM;
+	}
+	p->matcher = opts->matcher;
+	p->enforcer = opts->enforcer;
+	p->log = opts->log;
+	p->flows_fd = opts->flows_fd;
+	p->log_recipients = opts->log_recipients;
+	*out = p;
+	return 0;
+}
+
+void pipeline_free(struct pipeline *p)
+{
+	if (!p)
+		return;
+	smtp_parser_free(p->parser);
+	matcher_free(p->matcher);
+	free(p);
+}
+
+struct matcher *pipeline_swap_matcher(struct pipeline *p, struct matcher *m)
+{
+	struct matcher *old = p->matcher;
+	p->matcher = m;
+	return old;
+}
+
+/*
+ * Tells the kernel to stop (or resume) streaming a flow's bytes. The flow
+ * entry may be gone (FIN, LRU eviction): then there is nothing to change,
+ * and BPF_EXIST keeps us from re-creating it.
+ */
+static void set_kernel_phase(struct pipeline *p, const struct smtp_event *ev)
+{
+	if (p->flows_fd < 0)
+		return;
+	struct rw_flow_state st;
+	if (bpf_map_lookup_elem(p->flows_fd, ev->flow, &st)) {
+		p->stats.phase_misses++;
+		return;
+	}
+	if (ev->source == RW_SRC_TLS) {
+		st.tls_phase = ev->u.phase.phase;
+		st.tls_bdat_end_seq = ev->u.phase.bdat_end_seq;
+	} else {
+		st.phase = ev->u.phase.phase;
+		st.bdat_end_seq = ev->u.phase.bdat_end_seq;
+	}
+	/* tls_next_seq is advanced by the uprobes concurrently: writing back
+	 * the value we read could move it back. Keep the kernel's latest. */
+	struct rw_flow_state now;
+	if (!bpf_map_lookup_elem(p->flows_fd, ev->flow, &now))
+		st.tls_next_seq = now.tls_next_seq;
+	if (bpf_map_update_elem(p->flows_fd, ev->flow, &st, BPF_EXIST))
+		p->stats.phase_misses++;
+	else
+		p->stats.phase_updates++;
+}
+
+static void block_flow(struct pipeline *p, const struct smtp_event *ev,
+		       const struct log_recipient *rec)
+{
+	struct enforce_result res;
+	char actions[160];
+	int rc = enforcer_block(p->enforcer, ev->flow, &res);
+	if (res.already_blocked)
+		return;
+	struct log_block_info info = {
+		.mode = enforcer_mode(p->enforcer),
+		.would_block = res.would_block,
+		.latency_us = res.blocked ? enforce_latency_us(ev->ts_ns, res.blocked_ns) : 0,
+		.actions = enforcer_describe(ev->flow, actions, sizeof(actions)),
+		.error = rc,
+	};
+	if (res.blocked)
+		p->stats.blocked++;
+	if (res.would_block)
+		p->stats.would_block++;
+	log_block(p->log, rec, &info);
+}
+
+static void judge_recipient(struct pipeline *p, const struct smtp_event *ev)
+{
+	const struct smtp_mailbox *mb = &ev->u.mailbox;
+	struct match_verdict v;
+	memset(&v, 0, sizeof(v));
+	p->stats.recipients++;
+	/* "RCPT TO:<postmaster>" names no domain: nothing to judge. */
+	bool judged = mb->domain[0] != '\0';
+	if (judged) {
+		matcher_check(p->matcher, mb->domain, &v);
+		if (v.result == MATCH_ERROR)
+			p->stats.judged_error++;
+	}
+	struct log_recipient rec = {
+		.flow = ev->flow,
+		.mail_from = ev->mail_from ? ev->mail_from->mailbox : NULL,
+		.rcpt = mb->mailbox,
+		.verdict = judged ? &v : NULL,
+	};
+	if (p->log_recipients)
+		log_rcpt(p->log, &rec);
+	if (!judged || v.result != MATCH_FLAG)
+		return;
+	p->stats.flagged++;
+	log_flag(p->log, &rec, enforcer_mode(p->enforcer));
+	block_flow(p, ev, &rec);
+}
+
+static void on_parser_event(const struct smtp_event *ev, void *ctx)
+{
+	struct pipeline *p = ctx;
+	switch (ev->kind) {
+	case SMTP_EV_RCPT:
+		judge_recipient(p, ev);
+		break;
+	case SMTP_EV_PHASE:
+		set_kernel_phase(p, ev);
+		break;
+	case SMTP_EV_OPAQUE:
+		log_flow_opaque(p->log, ev->flow, "STARTTLS");
+		break;
+	case SMTP_EV_ANOMALY:
+		/* Gaps and evictions are reported as loss from the parser's
+		 * counters in pipeline_tick(); each one is also an anomaly. */
+		log_anomaly(p->log, ev->flow, smtp_anomaly_name(ev->u.anomaly.code),
+			    ev->u.anomaly.detail);
+		break;
+	case SMTP_EV_MAIL:
+	case SMTP_EV_DATA_START:
+	case SMTP_EV_MESSAGE_END:
+	case SMTP_EV_FLOW_END:
+		break;
+	}
+}
+
+int pipeline_on_record(const struct rw_record_hdr *hdr, const uint8_t *data, void *ctx)
+{
+	struct pipeline *p = ctx;
+	p->stats.records++;
+	switch (hdr->kind) {
+	case RW_REC_FLOW_START:
+		smtp_parser_flow_start(p->parser, &hdr->flow, hdr->source, hdr->seq, hdr->ts_ns);
+		break;
+	case RW_REC_DATA: {
+		struct smtp_segment seg = {
+			.flow = &hdr->flow,
+			.source = hdr->source,
+			.seq = hdr->seq,
+			.skipped = hdr->skipped,
+			.data = data,
+			.len = hdr->len,
+			.ts_ns = hdr->ts_ns,
+		};
+		/* -ENOMEM is counted by the parser and reported as loss. */
+		smtp_parser_feed(p->parser, &seg);
+		break;
+	}
+	case RW_REC_FLOW_END:
+		smtp_parser_flow_end(p->parser, &hdr->flow, hdr->ts_ns);
+		break;
+	}
+	return 0;
+}
+
+/* Adds the growth of a monotonically increasing counter to a loss source. */
+static void report_growth(struct pipeline *p, enum log_loss_source src, uint64_t now,
+			  uint64_t *seen)
+{
+	if (now > *seen) {
+		log_loss_add(p->log, src, now - *seen);
+		p->stats.losses += now - *seen;
+	}
+	*seen = now;
+}
+
+void pipeline_tick(struct pipeline *p, const uint64_t *kc)
+{
+	enforcer_flush(p->enforcer, false);
+
+	struct smtp_stats ps;
+	smtp_parser_stats(p->parser, &ps);
+	report_growth(p, LOSS_PARSER_GAP, ps.gaps, &p->seen_gaps);
+	report_growth(p, LOSS_PARSER_EVICT, ps.flows_evicted, &p->seen_evicted);
+
+	struct enforce_stats es;
+	enforcer_stats(p->enforcer, &es);
+	report_growth(p, LOSS_ENFORCE,
+		      es.map_errors + es.table_errors + es.destroy_errors + es.queue_errors,
+		      &p->seen_enforce_errors);
+
+	if (kc) {
+		report_growth(p, LOSS_RING_RESERVE, kc[RW_CNT_RESERVE_FAIL],
+			      &p->seen_kernel[RW_CNT_RESERVE_FAIL]);
+		report_growth(p, LOSS_TRUNCATED, kc[RW_CNT_TRUNC_BYTES],
+			      &p->seen_kernel[RW_CNT_TRUNC_BYTES]);
+		report_growth(p, LOSS_TRUNCATED, kc[RW_CNT_TLS_TRUNC_BYTES],
+			      &p->seen_kernel[RW_CNT_TLS_TRUNC_BYTES]);
+	}
+	log_loss_tick(p->log);
+}
+
+int pipeline_poll_timeout_ms(const struct pipeline *p, int idle_ms)
+{
+	int t = enforcer_poll_timeout_ms(p->enforcer);
+	return t >= 0 && t < idle_ms ? t : idle_ms;
+}
+
+void pipeline_stats(const struct pipeline *p, struct pipeline_stats *out)
+{
+	*out = p->stats;
+	smtp_parser_stats(p->parser, &out->parser);
+}

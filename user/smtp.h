@@ -49,6 +49,8 @@ enum smtp_anomaly {
 	SMTP_AN_UNKNOWN_COMMAND,   /* not an SMTP verb */
 	SMTP_AN_RCPT_WITHOUT_MAIL, /* RCPT before any MAIL FROM */
 	SMTP_AN_EVICTED,           /* flow state dropped to stay under the memory cap */
+	SMTP_AN_DOT_BARE_LF,       /* content line "." next to a bare LF: some servers end DATA there */
+	SMTP_AN_MISSED_END,        /* DATA content looks like commands again: end possibly in a skipped tail */
 	SMTP_AN_MAX
 };
 
@@ -126,6 +128,9 @@ int smtp_parser_feed(struct smtp_parser *p, const struct smtp_segment *seg);
 void smtp_parser_flow_end(struct smtp_parser *p, const struct rw_flow_key *flow, uint64_t ts_ns);
 
 void smtp_parser_stats(const struct smtp_parser *p, struct smtp_stats *out);
+
+/* Heap bytes one tracked idle flow costs (one stream, no partial line, no transaction). */
+size_t smtp_parser_idle_flow_bytes(void);
 
 const char *smtp_event_name(enum smtp_event_kind k);
 const char *smtp_anomaly_name(enum smtp_anomaly a);

@@ -192,7 +192,8 @@ static int add_iface(const char *it, void *ctx, char *why, size_t whylen)
 static int set_interfaces(struct rw_config *cfg, const char *v, bool append, char *why,
 			  size_t whylen)
 {
-	char names[CONFIG_MAX_IFACES][IF_NAMESIZE];
+	/* Zeroed: unused slots stay zero, so equal configs compare equal. */
+	char names[CONFIG_MAX_IFACES][IF_NAMESIZE] = { { 0 } };
 	struct iface_list l = { names, 0 };
 	if (append) {
 		memcpy(names, cfg->interfaces, sizeof(names));
@@ -231,7 +232,7 @@ static int add_port(const char *it, void *ctx, char *why, size_t whylen)
 static int set_port_list(uint16_t *ports, size_t *n, const char *v, bool append, char *why,
 			 size_t whylen)
 {
-	uint16_t tmp[CONFIG_MAX_PORTS];
+	uint16_t tmp[CONFIG_MAX_PORTS] = { 0 };
 	struct port_list l = { tmp, 0 };
 	if (append) {
 		memcpy(tmp, ports, sizeof(tmp));
@@ -407,7 +408,8 @@ static int copy_path(char *dst, const char *v, bool allow_empty, char *why, size
 		return fail(why, whylen, "empty path");
 	if (!printable_text(v))
 		return fail(why, whylen, "path contains control characters");
-	memcpy(dst, v, len + 1);
+	memset(dst, 0, CONFIG_PATH_MAX);
+	memcpy(dst, v, len);
 	return 0;
 }
 

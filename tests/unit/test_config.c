@@ -325,6 +325,19 @@ static void test_reload_keeps_old(void **state)
 	assert_memory_equal(&before, &live, sizeof(live));
 }
 
+/* The example file documents every key at its default: it must load, and
+ * give exactly the defaults. (Tests run from the repository root.) */
+static void test_example_file(void **state)
+{
+	struct rw_config cfg, def;
+	char err[512] = "";
+	int rc = config_load("etc/rcptwall.conf", &cfg, err, sizeof(err));
+	if (rc)
+		fail_msg("%s", err);
+	config_defaults(&def);
+	assert_memory_equal(&cfg, &def, sizeof(cfg));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -339,6 +352,7 @@ int main(void)
 		cmocka_unit_test(test_startup),
 		cmocka_unit_test(test_set_overrides),
 		cmocka_unit_test(test_reload_keeps_old),
+		cmocka_unit_test(test_example_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

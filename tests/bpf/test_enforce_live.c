@@ -231,7 +231,7 @@ static struct enforcer *new_enforcer(enum rw_mode mode, int map_fd, bool keep)
 		.set_timeout_s = 600,
 		.keep_rules_on_exit = keep,
 		.flush_interval_ms = 2,
-		.batch_size = 512,
+		.batch_size = 0, /* the default */
 	};
 	struct enforcer *e = NULL;
 	char err[512];

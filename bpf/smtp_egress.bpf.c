@@ -25,6 +25,10 @@ const volatile bool have_pid_helper = false;
 /* Records per segment; tests lower it to reach the truncation path with
  * the small packets BPF_PROG_TEST_RUN accepts. Never above RW_MAX_CHUNKS. */
 const volatile __u32 max_chunks = RW_MAX_CHUNKS;
+/* Data records force a consumer wakeup (latency first, as designed); the
+ * loader may choose libbpf's adaptive mode, which wakes only a consumer that
+ * has caught up and costs far less per record (see bench/bench_ring.c). */
+const volatile bool adaptive_wakeup = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -164,7 +168,7 @@ static __always_inline void send_payload(struct __sk_buff *skb, const struct egr
 			return;
 		}
 		r->hdr.len = len;
-		record_send(r, len, BPF_RB_FORCE_WAKEUP);
+		record_send(r, len, adaptive_wakeup ? 0 : BPF_RB_FORCE_WAKEUP);
 	}
 	if (truncated)
 		count(RW_CNT_TRUNC_BYTES, total - limit * RW_MAX_PAYLOAD);

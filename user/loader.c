@@ -127,6 +127,7 @@ int loader_open_load(struct loader *ld, const struct loader_opts *opts, char *er
 		return -EINVAL;
 	}
 	ld->skel->rodata->max_chunks = o->max_chunks ? o->max_chunks : RW_MAX_CHUNKS;
+	ld->skel->rodata->adaptive_wakeup = o->adaptive_wakeup;
 	if (o->ring_size) {
 		rc = bpf_map__set_max_entries(ld->skel->maps.rw_ring, o->ring_size);
 		if (rc) {

@@ -30,6 +30,7 @@ struct loader_opts {
 	bool verbose;            /* libbpf debug output on stderr */
 	uint32_t ring_size;      /* bytes (power of two, page multiple); 0 = RW_RING_SIZE_DEFAULT */
 	uint32_t max_chunks;     /* records per segment, 1..RW_MAX_CHUNKS; 0 = RW_MAX_CHUNKS */
+	bool adaptive_wakeup;    /* ring wakeups only when the consumer caught up (default: forced) */
 	const uint16_t *smtp_ports; /* NULL: 25 and 587 */
 	size_t n_smtp_ports;
 	const uint16_t *tls_ports;  /* NULL: 465 */

@@ -332,6 +332,54 @@ static void test_block_ipv6(void **state)
 	block_live(AF_INET6);
 }
 
+/* A dual-stack MTA: an AF_INET6 socket talking to an IPv4 server through a
+ * v4-mapped address. On the wire (and so in the flow key) it is IPv4, and
+ * the IPv4 SOCK_DESTROY lookup must still find the IPv6 socket. */
+static void test_block_v4_mapped_socket(void **state)
+{
+	int map = make_map(16);
+	struct enforcer *e = new_enforcer(RW_MODE_ENFORCE, map, false);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+
+	int client = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int off = 0;
+	setsockopt(client, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+	struct sockaddr_in6 to = { .sin6_family = AF_INET6, .sin6_port = sa.sin_port };
+	inet_pton(AF_INET6, "::ffff:127.0.0.1", &to.sin6_addr);
+	assert_int_equal(connect(client, (struct sockaddr *)&to, sizeof(to)), 0);
+	int server = accept(lfd, NULL, NULL);
+	assert_true(server >= 0);
+	close(lfd);
+	struct timeval tv = { .tv_sec = 10 };
+	setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+
+	struct sockaddr_in6 local;
+	sl = sizeof(local);
+	assert_int_equal(getsockname(client, (struct sockaddr *)&local, &sl), 0);
+	struct rw_flow_key k;
+	assert_int_equal(flow_key_from_strings(&k, "127.0.0.1", ntohs(local.sin6_port), "127.0.0.1",
+					       ntohs(sa.sin_port)), 0);
+
+	struct enforce_result res;
+	assert_int_equal(enforcer_block(e, &k, &res), 0);
+	enforcer_flush(e, true);
+	struct enforce_stats st;
+	enforcer_stats(e, &st);
+	assert_int_equal(st.destroyed, 1);
+	char c;
+	assert_int_equal(recv(client, &c, 1, 0), -1);
+	assert_int_equal(errno, ECONNABORTED);
+	enforcer_free(e);
+	close(client);
+	close(server);
+	close(map);
+}
+
 /* The sending path: a client that writes after the destroy gets an error. */
 static void test_send_after_block(void **state)
 {
@@ -470,6 +518,7 @@ int main(void)
 		cmocka_unit_test(test_block_ipv4),
 		cmocka_unit_test(test_block_ipv6),
 		cmocka_unit_test(test_send_after_block),
+		cmocka_unit_test(test_block_v4_mapped_socket),
 		cmocka_unit_test(test_keep_and_replace_stale),
 		cmocka_unit_test(test_monitor_touches_nothing),
 		cmocka_unit_test(test_burst),

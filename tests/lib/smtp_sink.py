@@ -7,7 +7,16 @@ per connection, so a test can prove what did and did not arrive:
   STORE/log.jsonl               one JSON object per line, in arrival order:
                                 connect, mail, rcpt, data_start, message,
                                 starttls, close (with how the connection
-                                ended: quit, eof, reset, timeout, error)
+                                ended: quit, eof, reset, timeout, error,
+                                shutdown; bytes read; content_bytes, the
+                                bytes read after 354 or inside BDAT; and
+                                pipelined, commands that arrived with more
+                                commands already waiting behind them;
+                                open_txn, the transaction the connection
+                                ended in, with its content_bytes). mail,
+                                rcpt, data_start and message events carry
+                                txn, the transaction's number in its
+                                connection.
   STORE/conn-NNNNNN/raw.bin     every byte read from the client, in order
                                 (after TLS decryption once TLS is on: the
                                 SMTP stream as the server saw it)
@@ -125,12 +134,29 @@ class Connection:
         self.replies = open(os.path.join(folder, "replies.txt"), "wb", buffering=0)
         self.bytes_in = 0
         self.content_bytes = 0  # DATA/BDAT content bytes, across messages
+        # Commands that arrived with more input already waiting behind them:
+        # evidence that the client pipelined (RFC 2920).
+        self.pipelined = 0
         self.messages = 0
+        self.txn = 0  # transactions (accepted MAIL commands) so far
         self.reset_envelope()
 
     def reset_envelope(self):
         self.mail_from = None
         self.rcpts = []
+        self.txn_content = 0  # content bytes of the open transaction
+
+    def add_content(self, n):
+        self.content_bytes += n
+        self.txn_content += n
+
+    def open_transaction(self):
+        """The transaction a connection ended in, or None: shows whether
+        any content of an unfinished message arrived."""
+        if self.mail_from is None:
+            return None
+        return {"txn": self.txn, "mail_from": self.mail_from, "rcpts": self.rcpts,
+                "content_bytes": self.txn_content}
 
     def event(self, kind, **fields):
         self.store.event(kind, conn=self.cid, **fields)
@@ -140,7 +166,7 @@ class Connection:
         name = "msg-%d.eml" % self.messages
         with open(os.path.join(self.folder, name), "wb") as f:
             f.write(content)
-        self.event("message", msg=self.messages, file=os.path.join(self.folder, name),
+        self.event("message", txn=self.txn, msg=self.messages, file=os.path.join(self.folder, name),
                    via=via, mail_from=self.mail_from, rcpts=self.rcpts,
                    size=len(content), sha256=hashlib.sha256(content).hexdigest(),
                    subject=header_value(content, "Subject"),
@@ -243,6 +269,8 @@ class Session:
                 await self.skip_long_line()
                 await self.reply("500 5.5.2 line too long")
                 continue
+            if b"\n" in self.buf:
+                self.conn.pipelined += 1
             verb, _, arg = text(line.rstrip(b"\r\n")).partition(" ")
             handler = getattr(self, "cmd_" + verb.upper(), None) if verb.isalpha() else None
             if handler is None:
@@ -277,7 +305,8 @@ class Session:
         if addr is None:
             return await self.reply("501 5.1.7 bad sender address syntax")
         self.conn.mail_from = addr
-        self.conn.event("mail", mail_from=addr, params=params)
+        self.conn.txn += 1
+        self.conn.event("mail", txn=self.conn.txn, mail_from=addr, params=params)
         await self.reply("250 2.1.0 ok")
 
     async def cmd_RCPT(self, arg):
@@ -289,20 +318,20 @@ class Session:
         if not addr:
             return await self.reply("501 5.1.3 bad recipient address syntax")
         self.conn.rcpts.append(addr)
-        self.conn.event("rcpt", rcpt=addr, params=params)
+        self.conn.event("rcpt", txn=self.conn.txn, rcpt=addr, params=params)
         await self.reply("250 2.1.5 ok")
 
     async def cmd_DATA(self, arg):
         if not self.conn.rcpts:
             return await self.reply("503 5.5.1 need RCPT before DATA")
-        self.conn.event("data_start", via="DATA")
+        self.conn.event("data_start", txn=self.conn.txn, via="DATA")
         await self.reply("354 end data with <CR><LF>.<CR><LF>")
         content = bytearray()
         while True:
             # Content lines may be long (RFC 5321 says 1000, bodies break it):
             # read in pieces and only look for '.' at the start of a line.
             line, complete = await self.read_line(READ_CHUNK)
-            self.conn.content_bytes += len(line)
+            self.conn.add_content(len(line))
             if line in (b".\r\n", b".\n"):
                 break
             if line.startswith(b"."):
@@ -310,7 +339,7 @@ class Session:
             content += line
             while not complete:
                 line, complete = await self.read_line(READ_CHUNK)
-                self.conn.content_bytes += len(line)
+                self.conn.add_content(len(line))
                 content += line
         await self.finish_message(bytes(content), "DATA")
 
@@ -325,9 +354,9 @@ class Session:
         if self.chunks is None:
             self.chunks = bytearray()
             if self.conn.rcpts:
-                self.conn.event("data_start", via="BDAT")
+                self.conn.event("data_start", txn=self.conn.txn, via="BDAT")
         chunk = await self.read_exact(size)
-        self.conn.content_bytes += size
+        self.conn.add_content(size)
         if not self.conn.rcpts:
             self.chunks = None
             return await self.reply("503 5.5.1 need RCPT before BDAT")
@@ -410,7 +439,8 @@ async def handle(cfg, store, reader, writer, implicit_tls):
         how = "shutdown"
     finally:
         conn.event("close", how=how, bytes=conn.bytes_in, content_bytes=conn.content_bytes,
-                   messages=conn.messages, tls=session.tls_on)
+                   messages=conn.messages, pipelined=conn.pipelined, tls=session.tls_on,
+                   open_txn=conn.open_transaction())
         conn.close()
         writer.close()
 

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -277,6 +278,11 @@ static void test_smtp25_start_and_command(void **state)
 	assert_data(&e->recs[0], 1001, "RCPT TO:<a@army.ml>\r\n");
 	assert_int_equal(e->recs[0].hdr.flags, 0);
 	assert_true(e->recs[0].hdr.ts_ns > 0);
+	/* Under BPF_PROG_TEST_RUN the current task is this process. */
+	if (e->ld.have_pid_helper)
+		assert_int_equal(e->recs[0].hdr.pid, (uint32_t)getpid());
+	else
+		assert_int_equal(e->recs[0].hdr.pid, 0);
 	assert_true(flow_key_equal(&e->recs[0].hdr.flow, &k));
 	assert_int_equal(counter_delta(e, RW_CNT_RECORDS), 2);
 	assert_int_equal(counter_delta(e, RW_CNT_FLOWS_NEW), 1);

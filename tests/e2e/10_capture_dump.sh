@@ -105,6 +105,19 @@ send_mail() { # server port rcpt...
 		fail "swaks to $server port $port failed"
 }
 
+# --- 0. clear errors: unknown interface, not root --------------------------
+rc=0
+ip netns exec "$CLI" "$RCPTWALL" run --iface nosuch0 >/dev/null 2>"$TMP/err0.err" || rc=$?
+[ "$rc" -eq 1 ] || fail "unknown interface: exit $rc, expected 1"
+grep -q "interface nosuch0 does not exist" "$TMP/err0.err" || fail "no clear message for an unknown interface"
+rc=0
+setpriv --reuid=65534 --regid=65534 --clear-groups "$RCPTWALL" run >/dev/null 2>"$TMP/err1.err" || rc=$?
+[ "$rc" -eq 1 ] || fail "not root: exit $rc, expected 1"
+grep -q "must run as root" "$TMP/err1.err" || fail "no clear message when not root"
+rc=0
+"$RCPTWALL" run --bogus >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || fail "bad option: exit $rc, expected 2"
+
 # --- 1. dump shows every client command, IPv4 and IPv6, ports 25 and 587 ---
 start_rcptwall run1
 [ "$(our_filters)" -eq 1 ] || fail "expected one filter of ours while running"

@@ -234,15 +234,30 @@ static int check_numeric_tld(struct domain_name *out, const char **why)
 	return -EINVAL;
 }
 
+/*
+ * The public suffix by the ICANN section of the list only: the private
+ * section (freedesktop.org, iki.fi, blogspot.com) exists for cookie
+ * isolation between hosted sites, and those names are real mail domains.
+ * The longest suffix wins, so try from the leftmost label; the implicit "*"
+ * rule makes an unknown top-level label a suffix of its own.
+ */
+static const char *icann_suffix(const struct domain_ctx *ctx, const char *name)
+{
+	for (const char *s = name; s; s = strchr(s, '.') ? strchr(s, '.') + 1 : NULL)
+		if (psl_is_public_suffix2(ctx->psl, s, PSL_TYPE_ICANN))
+			return s;
+	return NULL;
+}
+
 static void locate_suffix(const struct domain_ctx *ctx, struct domain_name *out)
 {
 	out->nlabels = count_labels(out->ascii, out->ascii_len);
 	/* libpsl wants lowercase UTF-8; the U-label form has the same labels. */
-	const char *suffix = psl_unregistrable_domain(ctx->psl, out->unicode);
+	const char *suffix = icann_suffix(ctx, out->unicode);
 	if (!suffix)
 		suffix = out->unicode + label_offset_from_end(out->unicode, out->unicode_len, 1);
 	out->suffix_labels = count_labels(suffix, strlen(suffix));
-	out->suffix_listed = domain_is_listed_suffix(ctx, suffix, false);
+	out->suffix_listed = domain_is_listed_suffix(ctx, suffix, true);
 	out->has_registrable = out->nlabels > out->suffix_labels;
 	out->suffix_off = label_offset_from_end(out->ascii, out->ascii_len, out->suffix_labels);
 	out->usuffix_off = label_offset_from_end(out->unicode, out->unicode_len, out->suffix_labels);

@@ -4,7 +4,9 @@
  *
  * Lowercase, one trailing dot stripped, IDNA2008 (UTS #46 non-transitional)
  * to A-labels and back to U-labels with libidn2, public suffix and
- * registrable domain (eTLD+1) with libpsl, address literals recognised.
+ * registrable domain (eTLD+1) with libpsl (ICANN section of Debian's public
+ * suffix list: freedesktop.org is a mail domain, not a suffix), address
+ * literals recognised.
  * Pure-ASCII names that need no IDNA work take a path without allocation.
  */
 #ifndef RCPTWALL_DOMAIN_H
@@ -41,7 +43,7 @@ struct domain_name {
 	bool idn;                 /* some label is an internationalised one */
 	unsigned nlabels;
 	unsigned suffix_labels;   /* labels in the public suffix */
-	bool suffix_listed;       /* the suffix has an explicit PSL rule */
+	bool suffix_listed;       /* the suffix has an explicit ICANN rule */
 	bool has_registrable;     /* nlabels > suffix_labels */
 	/* Offsets into ascii / unicode: start of the registrable domain (eTLD+1)
 	 * and of the public suffix. Valid for DOMAIN_NAME only. */

@@ -207,6 +207,9 @@ static bool det_folds(struct query *q)
 	size_t prefix_end = q->d.suffix_off - 1;
 	if (det_dot_omission(q, q->d.reg_off, prefix_end) || det_hyphen_dot(q, q->d.reg_off, prefix_end))
 		return true;
+	/* hotmailco.uk for hotmail.co.uk: the dot went inside the suffix */
+	if (q->d.suffix_labels > 0 && det_dot_omission(q, q->d.reg_off, q->d.ascii_len))
+		return true;
 	if (q->d.reg_off == 0)
 		return false;
 	/* with subdomains: the whole part left of the suffix, too */
@@ -282,9 +285,30 @@ static bool det_confusable(struct query *q)
 	return false;
 }
 
-/* gmail.de for gmail.com: the same label under another suffix. One edit on
- * the suffix (gmail.cm) is a suffix typo; other suffixes a tld-swap, only
- * for labels long enough to be distinctive. */
+/* A generic top-level domain (com, net, xyz, ...): one label of 3+ letters,
+ * as opposed to a country code (de, co.uk). */
+static bool generic_suffix(const char *s, size_t n)
+{
+	return n >= 3 && !memchr(s, '.', n);
+}
+
+/* Is one suffix the other without its leading labels (uk and co.uk)? */
+static bool label_suffix_of(const char *a, size_t na, const char *b, size_t nb)
+{
+	if (na == nb)
+		return false;
+	const char *lng = na > nb ? a : b, *shrt = na > nb ? b : a;
+	size_t nl = na > nb ? na : nb, ns = na > nb ? nb : na;
+	return lng[nl - ns - 1] == '.' && !memcmp(lng + nl - ns, shrt, ns);
+}
+
+/* gmail.net for gmail.com: the same label under another suffix. One edit
+ * on the suffix (gmail.cm) is a suffix typo. Other suffixes are a tld-swap
+ * only from one generic TLD to another, and for labels long enough to be
+ * distinctive: providers have real national siblings under country codes
+ * (yahoo.dk, wanadoo.es) and a word like "mail" or "orange" exists under
+ * every country's suffix. Dropping or adding a level of the suffix
+ * (hotmail.uk for hotmail.co.uk) is a tld-swap too. */
 static bool det_tld_swap(struct query *q)
 {
 	const struct matcher *m = q->m;
@@ -298,7 +322,10 @@ static bool det_tld_swap(struct query *q)
 		int d = edit_distance(mstr_ptr(m, p->suffix), p->suffix.len, q->suffix, q->suffix_len, 1);
 		if (d == 1)
 			return flag_prot(q, v, "suffix-typo", 1);
-		if (p->label.len >= MATCH_TLDSWAP_MIN_LABEL)
+		const char *ps = mstr_ptr(m, p->suffix);
+		bool generic = generic_suffix(q->suffix, q->suffix_len) && generic_suffix(ps, p->suffix.len);
+		if (p->label.len >= MATCH_TLDSWAP_MIN_LABEL &&
+		    (generic || label_suffix_of(q->suffix, q->suffix_len, ps, p->suffix.len)))
 			return flag_prot(q, v, "tld-swap", -1);
 	}
 	return false;

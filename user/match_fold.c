@@ -36,17 +36,36 @@ void fold_ctx_free(struct fold_ctx *ctx)
 	free(ctx);
 }
 
-/* Letters the UTS #39 tables leave alone but that pass for Latin ones in a
- * domain (small capitals, hooks, strokes ICU keeps as one code point). */
+/* Letters the UTS #39 tables leave alone (or map to another non-Latin
+ * letter) but that pass for Latin ones in a domain: small capitals, hooks,
+ * letters ICU keeps as one code point. Applied before and after the
+ * skeleton. */
 static const struct {
 	uint32_t cp;
 	char ascii;
 } extra_glyphs[] = {
-	{0x0299, 'b'}, {0x0185, 'b'}, {0x2C68, 'h'}, {0x2C6A, 'k'}, {0xA791, 'n'},
+	/* small capitals */
+	{0x1D00, 'a'}, {0x0299, 'b'}, {0x1D04, 'c'}, {0x1D05, 'd'}, {0x1D07, 'e'},
+	{0xA730, 'f'}, {0x0262, 'g'}, {0x029C, 'h'}, {0x026A, 'i'}, {0x1D0A, 'j'},
+	{0x1D0B, 'k'}, {0x029F, 'l'}, {0x1D0D, 'm'}, {0x0274, 'n'}, {0x1D0F, 'o'},
+	{0x1D18, 'p'}, {0x0280, 'r'}, {0xA731, 's'}, {0x1D1B, 't'}, {0x1D1C, 'u'},
+	{0x1D20, 'v'}, {0x1D21, 'w'}, {0x028F, 'y'}, {0x1D22, 'z'},
+	/* hooks, strokes, other single code points */
+	{0x0185, 'b'}, {0x0188, 'c'}, {0x2C68, 'h'}, {0x2C6A, 'k'}, {0xA791, 'n'},
 	{0x00FE, 'p'}, {0x027E, 'r'}, {0x01AB, 't'}, {0x0289, 'u'}, {0x2C71, 'v'},
-	{0x2C74, 'v'}, {0x2C73, 'w'}, {0x2C6C, 'z'}, {0x01DD, 'a'}, {0x029D, 'j'},
-	{0x0259, 'a'}, {0x0131, 'i'},
+	{0x2C74, 'v'}, {0x1D8C, 'v'}, {0x2C73, 'w'}, {0x2C6C, 'z'}, {0x01DD, 'a'},
+	{0x029D, 'j'}, {0x0259, 'a'}, {0x0131, 'i'}, {0x0138, 'k'},
+	/* Cyrillic letters with no UTS #39 Latin prototype */
+	{0x043C, 'm'}, {0x043A, 'k'}, {0x0442, 't'}, {0x0432, 'b'}, {0x043D, 'h'},
 };
+
+static char extra_glyph(uint32_t cp)
+{
+	for (size_t k = 0; k < sizeof(extra_glyphs) / sizeof(extra_glyphs[0]); k++)
+		if (extra_glyphs[k].cp == cp)
+			return extra_glyphs[k].ascii;
+	return 0;
+}
 
 /* Decodes one UTF-8 sequence at s (n bytes available). Returns its length
  * (1 for an invalid byte, which is then passed through as is). */
@@ -78,12 +97,34 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
  * skeleton is in NFD, so "à" arrives as "a" + U+0300) and the extra glyphs
  * mapped. Output stays UTF-8 for code points with no Latin lookalike.
  */
+/* Replaces the extra glyphs by their Latin letter (UTF-8 in, UTF-8 out). */
+static int premap_glyphs(const char *in, size_t len, char *out)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < len;) {
+		uint32_t cp;
+		size_t step = utf8_decode((const unsigned char *)in + i, len - i, &cp);
+		char mapped = cp >= 0x80 ? extra_glyph(cp) : 0;
+		if (o + step >= FOLD_MAX)
+			return -1;
+		if (mapped)
+			out[o++] = mapped;
+		else
+			memcpy(out + o, in + i, step), o += step;
+		i += step;
+	}
+	return (int)o;
+}
+
 static int skeleton_latin(const struct fold_ctx *ctx, const char *label, size_t len,
 			  char *out)
 {
-	char skel[FOLD_MAX * 4];
+	char pre[FOLD_MAX], skel[FOLD_MAX * 4];
+	int pn = premap_glyphs(label, len, pre);
+	if (pn < 0)
+		return -1;
 	UErrorCode status = U_ZERO_ERROR;
-	int32_t n = uspoof_getSkeletonUTF8(ctx->spoof, 0, label, (int32_t)len, skel,
+	int32_t n = uspoof_getSkeletonUTF8(ctx->spoof, 0, pre, pn, skel,
 					   (int32_t)sizeof(skel), &status);
 	if (U_FAILURE(status) || n < 0 || (size_t)n >= sizeof(skel))
 		return -1;
@@ -91,14 +132,11 @@ static int skeleton_latin(const struct fold_ctx *ctx, const char *label, size_t 
 	for (size_t i = 0; i < (size_t)n;) {
 		uint32_t cp;
 		size_t step = utf8_decode((const unsigned char *)skel + i, (size_t)n - i, &cp);
-		char mapped = 0;
 		if (cp >= 0x300 && cp <= 0x36F) {
 			i += step;
 			continue;
 		}
-		for (size_t k = 0; k < sizeof(extra_glyphs) / sizeof(extra_glyphs[0]); k++)
-			if (extra_glyphs[k].cp == cp)
-				mapped = extra_glyphs[k].ascii;
+		char mapped = extra_glyph(cp);
 		if (o + step >= FOLD_MAX)
 			return -1;
 		if (mapped)
@@ -156,14 +194,18 @@ static int fold_ascii_classes(const char *in, size_t len, char *out)
 	for (size_t i = 0; i < len;) {
 		char c = cls[i];
 		char pair = i + 1 < len ? ascii_pair(cls[i], cls[i + 1]) : 0;
+		/* "clk": the l belongs to "lk" (k), not to "cl" (d) */
+		if (pair && cls[i + 1] == 'l' && i + 2 < len && ascii_pair('l', cls[i + 2]))
+			pair = 0;
 		if (pair) {
 			c = pair;
 			i += 2;
 		} else {
 			i++;
 		}
-		/* runs collapse: "rn" and "nn" and "m" all end as one 'm' */
-		if (o > 0 && out[o - 1] == c)
+		/* runs of the m class collapse: "rn", "nn", "rr" and "m" all end as
+		 * one 'm'. Other runs stay: "nec" must not fold like "me". */
+		if (c == 'm' && o > 0 && out[o - 1] == 'm')
 			continue;
 		out[o++] = c;
 	}

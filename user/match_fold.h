@@ -5,8 +5,8 @@
  *
  *   confusable fold: UTS #39 skeleton (ICU uspoof) for non-ASCII, marks
  *     stripped, then ASCII lookalike classes (0/o, 1/l/i, rn/m, vv/w, cl/d,
- *     ...) and runs collapsed. Covers homoglyph and Cyrillic permutations,
- *     also with two substitutions at once.
+ *     ...), runs of m-like letters collapsed. Covers homoglyph and
+ *     Cyrillic permutations, also with two substitutions at once.
  *   strip fold: the label with hyphens and dots removed. Covers hyphenation,
  *     subdomain (a dot inserted) and dot omission.
  */

@@ -33,7 +33,7 @@ const char *const policy_default_protect[] = {
 	/* United Internet */
 	"gmx.com", "gmx.de", "gmx.net", "gmx.at", "gmx.ch", "web.de", "mail.com",
 	/* Yandex, Mail.Ru */
-	"yandex.ru", "yandex.com", "mail.ru",
+	"yandex.ru", "yandex.com", "yandex.net", "mail.ru",
 	/* independent providers */
 	"zoho.com", "zohomail.com", "fastmail.com", "fastmail.fm",
 	"tutanota.com", "tutanota.de", "tuta.io",

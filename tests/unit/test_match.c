@@ -245,8 +245,10 @@ static void test_vowel_swap(void **state)
 static void test_tld_swap(void **state)
 {
 	expect_flag(*state, "protonmail.org", "protonmail.com", "tld-swap");
-	expect_flag(*state, "gmail.co.uk", "gmail.com", "tld-swap");
+	expect_flag(*state, "gmail.xyz", "gmail.com", "tld-swap");
 	expect_ok(*state, "qq.org"); /* too short a label to mean anything elsewhere */
+	expect_ok(*state, "gmail.co.uk"); /* country codes: real national siblings */
+	expect_ok(*state, "protonmail.de");
 }
 
 /* ---- rcptwall's own detectors ------------------------------------------ */

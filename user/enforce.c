@@ -2,11 +2,13 @@
  * Enforcement: the blocked map at once, the nft set and socket destroy in
  * batches (see enforce.h for the steps and why they are split).
  *
- * Order within a batch: the nft transaction first, then the destroys. The
- * MTA's socket is already silenced by the blocked map, so waiting a few
- * milliseconds costs nothing, and with the element in place the RST that
- * SOCK_DESTROY emits is counted by the element's counter and any
- * retransmit racing the destroy meets the reject rule.
+ * Order within a batch: the nft transaction first, then for each flow the
+ * blocked-map release and the destroy. The MTA's socket is already
+ * silenced by the blocked map, so waiting a few milliseconds costs
+ * nothing; with the element in place the flow stays refused without the
+ * map entry, the RST that SOCK_DESTROY emits passes both the nft rule and
+ * tc and is counted by the element's counter, and any retransmit racing
+ * the destroy meets the reject rule.
  */
 #include "enforce.h"
 
@@ -70,6 +72,23 @@ static int real_map_insert(void *ctx, const struct rw_flow_key *k, const struct 
 	return 0;
 }
 
+static int real_map_release(void *ctx, const struct rw_flow_key *k, uint64_t *drops)
+{
+	struct real_backend *rb = ctx;
+	struct rw_block v = { 0 };
+	*drops = 0;
+	/* One syscall where the kernel has it (hash maps: 5.14+). */
+	if (!bpf_map_lookup_and_delete_elem(rb->map_fd, k, &v)) {
+		*drops = v.drops;
+		return 0;
+	}
+	if (errno != EOPNOTSUPP && errno != EINVAL)
+		return -errno;
+	if (!bpf_map_lookup_elem(rb->map_fd, k, &v))
+		*drops = v.drops;
+	return bpf_map_delete_elem(rb->map_fd, k) ? -errno : 0;
+}
+
 static int real_table_setup(void *ctx, uint32_t timeout_s, char *err, size_t errlen)
 {
 	struct real_backend *rb = ctx;
@@ -131,6 +150,7 @@ static void real_close(void *ctx)
 
 static const struct enforce_backend real_backend_ops = {
 	.map_insert = real_map_insert,
+	.map_release = real_map_release,
 	.table_setup = real_table_setup,
 	.table_add = real_table_add,
 	.socket_destroy = real_socket_destroy,
@@ -306,6 +326,18 @@ static bool batch_due(const struct enforcer *e, uint64_t t)
 	return t - e->q[e->head].queued_ns >= (uint64_t)e->opts.flush_interval_ms * 1000000ull;
 }
 
+/* The nft element covers the flow now: hand over from the map. */
+static void release_map_entry(struct enforcer *e, const struct rw_flow_key *k)
+{
+	uint64_t drops = 0;
+	int rc = e->be->map_release(e->be_ctx, k, &drops);
+	if (!rc) {
+		e->st.released++;
+		e->st.kernel_drops += drops;
+	}
+	/* -ENOENT: someone else removed it (flow end): nothing to hand over. */
+}
+
 /* Steps 2 and 3 for the next batch of up to batch_size flows. */
 static void flush_batch(struct enforcer *e)
 {
@@ -329,6 +361,8 @@ static void flush_batch(struct enforcer *e)
 		e->st.table_elements += n;
 	}
 	for (size_t i = 0; i < n; i++) {
+		if (!table_err)
+			release_map_entry(e, &e->batch[i]);
 		int d = e->be->socket_destroy(e->be_ctx, &e->batch[i]);
 		if (!d)
 			e->st.destroyed++;

@@ -9,6 +9,12 @@
  *   3. once its nft element is in, the socket is destroyed (SOCK_DESTROY),
  *      so the MTA gets an error at once instead of retransmitting into the
  *      drop, and keeps the message queued.
+ * Between 2 and 3 the flow's blocked-map entry is released (its drop count
+ * kept in the stats): from then on the nft rule refuses the flow's
+ * segments at the output hook, before tc. That lets the RST of step 3
+ * (which the rule exempts) reach the remote server, which the tc drop
+ * would swallow, and keeps the fixed-size map from filling up with dead
+ * flows. If step 2 fails the map entry stays: the drop must not lapse.
  * Steps 2 and 3 run in enforcer_flush(): the caller calls it from its event
  * loop (after each batch of events and on each poll timeout, using
  * enforcer_poll_timeout_ms()). Queued flows are written as one nft
@@ -37,6 +43,9 @@
 struct enforce_backend {
 	/* Step 1. 0, -EEXIST if the key is already there, other -errno. */
 	int (*map_insert)(void *ctx, const struct rw_flow_key *k, const struct rw_block *v);
+	/* Removes the key once nft covers the flow; *drops gets the segments
+	 * the tc program dropped for it. 0, -ENOENT, other -errno. */
+	int (*map_release)(void *ctx, const struct rw_flow_key *k, uint64_t *drops);
 	/* Creates table inet rcptwall, replacing a stale one. */
 	int (*table_setup)(void *ctx, uint32_t timeout_s, char *err, size_t errlen);
 	/* Step 2 for a batch, as one transaction. */
@@ -84,6 +93,8 @@ struct enforce_stats {
 	uint64_t table_elements;  /* flows written to the nft sets */
 	uint64_t table_batches;   /* nft transactions */
 	uint64_t table_errors;    /* flows whose nft transaction failed */
+	uint64_t released;        /* blocked-map entries handed over to nft */
+	uint64_t kernel_drops;    /* segments the tc program dropped for released flows */
 	uint64_t destroyed;       /* sockets destroyed */
 	uint64_t destroy_gone;    /* socket already closed */
 	uint64_t destroy_errors;

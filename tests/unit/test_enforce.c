@@ -195,7 +195,8 @@ static void test_destroy_request(void **state)
 
 /* ---- the enforcer, with a fake backend ----------------------------------------- */
 
-enum fake_call { CALL_MAP = 1, CALL_SETUP, CALL_ADD, CALL_DESTROY, CALL_REMOVE, CALL_CLOSE };
+enum fake_call { CALL_MAP = 1, CALL_RELEASE, CALL_SETUP, CALL_ADD, CALL_DESTROY, CALL_REMOVE,
+		 CALL_CLOSE };
 
 struct fake {
 	enum fake_call calls[20000];
@@ -238,6 +239,18 @@ static int fake_map_insert(void *ctx, const struct rw_flow_key *k, const struct 
 	return 0;
 }
 
+static int fake_release(void *ctx, const struct rw_flow_key *k, uint64_t *drops)
+{
+	record(CALL_RELEASE);
+	for (size_t i = 0; i < F->n_map; i++)
+		if (flow_key_equal(&F->map[i], k)) {
+			F->map[i] = F->map[--F->n_map];
+			*drops = 3;
+			return 0;
+		}
+	return -ENOENT;
+}
+
 static int fake_setup(void *ctx, uint32_t timeout_s, char *err, size_t errlen)
 {
 	record(CALL_SETUP);
@@ -276,6 +289,7 @@ static void fake_close(void *ctx)
 
 static const struct enforce_backend fake_backend = {
 	.map_insert = fake_map_insert,
+	.map_release = fake_release,
 	.table_setup = fake_setup,
 	.table_add = fake_add,
 	.socket_destroy = fake_destroy,
@@ -373,15 +387,25 @@ static void test_enforce_steps_in_order(void **state)
 	fake_now += 1000000;
 	assert_int_equal(enforcer_poll_timeout_ms(e), 0);
 	assert_int_equal(enforcer_flush(e, false), 0);
+	/* nft first, then the map hands over, then the destroy. */
 	assert_int_equal(F->calls[2], CALL_ADD);
-	assert_int_equal(F->calls[3], CALL_DESTROY);
+	assert_int_equal(F->calls[3], CALL_RELEASE);
+	assert_int_equal(F->calls[4], CALL_DESTROY);
+	assert_int_equal(F->n_map, 0);
 	assert_int_equal(F->done_count, 1);
+	struct enforce_stats st;
+	enforcer_stats(e, &st);
+	assert_int_equal(st.released, 1);
+	assert_int_equal(st.kernel_drops, 3);
 	assert_int_equal(enforcer_poll_timeout_ms(e), -1);
 
-	/* The same flow again (another recipient): no new work. */
-	assert_int_equal(enforcer_block(e, &k, &r), 0);
+	/* Another recipient of the same flow before its batch: no new work. */
+	struct rw_flow_key k2 = key4("198.51.100.1", 40001, "198.51.100.2", 25);
+	assert_int_equal(enforcer_block(e, &k2, &r), 0);
+	assert_int_equal(enforcer_block(e, &k2, &r), 0);
 	assert_true(r.already_blocked);
-	assert_int_equal(enforcer_poll_timeout_ms(e), -1);
+	assert_int_equal(enforcer_flush(e, true), 0);
+	assert_int_equal(F->add_sizes[1], 1);
 
 	enforcer_free(e);
 	assert_int_equal(F->calls[F->n_calls - 2], CALL_REMOVE);
@@ -455,8 +479,11 @@ static void test_failures(void **state)
 	assert_int_equal(enforcer_block(e, &k, &r), 0);
 	assert_int_equal(enforcer_flush(e, true), 0);
 	/* A failed transaction does not stop the destroy: the map drop and
-	 * the destroy still cut the connection. */
+	 * the destroy still cut the connection. The map entry stays, since
+	 * no nft element covers the flow. */
 	assert_int_equal(count_calls(CALL_DESTROY), 1);
+	assert_int_equal(count_calls(CALL_RELEASE), 0);
+	assert_int_equal(F->n_map, 1);
 	assert_int_equal(F->last_done_table_err, -EIO);
 	assert_int_equal(F->last_done_destroy_err, -ENOENT);
 	struct enforce_stats st;

@@ -10,7 +10,6 @@
  */
 #include "smtp_path.h"
 
-#include <stdio.h>
 #include <string.h>
 
 struct cursor {
@@ -183,14 +182,19 @@ static void set_params(struct cursor *c, struct smtp_mailbox *out)
 	put_field(out->params, sizeof(out->params), c->s + c->pos, end - c->pos);
 }
 
+/* local@domain; the argument was at most a line, so this fits (and is capped if not) */
 static void build_mailbox(struct smtp_mailbox *out)
 {
-	if (out->domain[0])
-		snprintf(out->mailbox, sizeof(out->mailbox), "%.*s@%.*s",
-			 (int)(sizeof(out->mailbox) / 2 - 1), out->local,
-			 (int)(sizeof(out->mailbox) / 2 - 1), out->domain);
-	else
-		snprintf(out->mailbox, sizeof(out->mailbox), "%s", out->local);
+	size_t cap = sizeof(out->mailbox), ll = strlen(out->local), dl = strlen(out->domain);
+	size_t o = ll < cap - 1 ? ll : cap - 1;
+	memcpy(out->mailbox, out->local, o);
+	if (dl && o + 1 < cap) {
+		out->mailbox[o++] = '@';
+		size_t n = dl < cap - 1 - o ? dl : cap - 1 - o;
+		memcpy(out->mailbox + o, out->domain, n);
+		o += n;
+	}
+	out->mailbox[o] = '\0';
 	out->utf8 = has_high_byte(out->mailbox);
 }
 
@@ -238,41 +242,46 @@ const char *smtp_path_result_str(enum smtp_path_result r)
 	return "?";
 }
 
-void smtp_escape(const uint8_t *src, size_t len, char *dst, size_t dstlen)
+/* Escaped form of one byte into tmp; returns its length. */
+static size_t escape_byte(uint8_t ch, char tmp[4])
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
+	if (ch == '\\' || ch == '\r' || ch == '\n') {
+		tmp[0] = '\\';
+		tmp[1] = ch == '\r' ? 'r' : ch == '\n' ? 'n' : '\\';
+		return 2;
+	}
+	if (ch >= 0x20 && ch < 0x7f) {
+		tmp[0] = (char)ch;
+		return 1;
+	}
+	tmp[0] = '\\';
+	tmp[1] = 'x';
+	tmp[2] = hex[ch >> 4];
+	tmp[3] = hex[ch & 15];
+	return 4;
+}
+
+void smtp_escape(const uint8_t *src, size_t len, char *dst, size_t dstlen)
+{
+	char tmp[4];
+	size_t total = 0, o = 0;
 	if (!dstlen)
 		return;
+	for (size_t i = 0; i < len && total < dstlen; i++)
+		total += escape_byte(src[i], tmp);
+	/* if it all fits, no "..."; otherwise keep room for it */
+	size_t limit = total < dstlen ? dstlen - 1 : (dstlen >= 4 ? dstlen - 4 : 0);
 	for (size_t i = 0; i < len; i++) {
-		char tmp[4];
-		size_t n = 0;
-		uint8_t ch = src[i];
-		if (ch == '\\') {
-			tmp[n++] = '\\';
-			tmp[n++] = '\\';
-		} else if (ch == '\r' || ch == '\n') {
-			tmp[n++] = '\\';
-			tmp[n++] = ch == '\r' ? 'r' : 'n';
-		} else if (ch >= 0x20 && ch < 0x7f) {
-			tmp[n++] = (char)ch;
-		} else {
-			tmp[n++] = '\\';
-			tmp[n++] = 'x';
-			tmp[n++] = hex[ch >> 4];
-			tmp[n++] = hex[ch & 15];
-		}
-		/* keep room for the NUL, and for "..." unless this is the last byte */
-		size_t reserve = i + 1 < len ? 4 : 1;
-		if (o + n + reserve > dstlen) {
-			if (o + 4 <= dstlen) {
-				memcpy(dst + o, "...", 3);
-				o += 3;
-			}
+		size_t n = escape_byte(src[i], tmp);
+		if (o + n > limit)
 			break;
-		}
 		memcpy(dst + o, tmp, n);
 		o += n;
+	}
+	if (total >= dstlen && dstlen >= 4) {
+		memcpy(dst + o, "...", 3);
+		o += 3;
 	}
 	dst[o] = '\0';
 }

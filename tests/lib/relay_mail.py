@@ -22,8 +22,9 @@
     token may not appear in any byte a sink received. Every other recipient
     must be stored by a sink once and be out of the queue. With
     --leak-window, a --defer recipient that reached a sink is tolerated (and
-    counted as leaked) when the sink saw its RCPT inside the window (UNIX
-    times): the outage of the fault test. Exit 1 on any failure.
+    counted as leaked, listed in --leaked-out) when the sink saw its RCPT
+    inside the window (UNIX times): the outage of the fault test. Exit 1 on
+    any failure.
 
 Run with Debian's /usr/bin/python3 (standard library only).
 """
@@ -199,9 +200,11 @@ def cmd_verify(args):
     queued, not_deferred = load_queue(args.maillog, args.queue_json)
     defer = set(filter(None, args.defer.split(",")))
     window = tuple(float(x) for x in args.leak_window.split(",")) if args.leak_window else None
-    counts, per_domain, failures = {}, {}, []
+    counts, per_domain, failures, leaked = {}, {}, [], []
     for row in rows:
         verdict, why = judge(row, sinks, queued, defer, window)
+        if verdict == "leaked":
+            leaked.append(row["rcpt"])
         counts[verdict] = counts.get(verdict, 0) + 1
         per_domain.setdefault(row["domain"], {}).setdefault(verdict, 0)
         per_domain[row["domain"]][verdict] += 1
@@ -221,6 +224,9 @@ def cmd_verify(args):
     if args.summary:
         with open(args.summary, "w") as f:
             json.dump(summary, f)
+    if args.leaked_out:
+        with open(args.leaked_out, "w") as f:
+            f.write("".join(r + "\n" for r in leaked))
     return 1 if failures else 0
 
 
@@ -245,8 +251,11 @@ def main(argv):
     v.add_argument("--defer", default="")
     v.add_argument("--leak-window")
     v.add_argument("--summary")
+    v.add_argument("--leaked-out", help="write the leaked recipients here, one a line")
     args = p.parse_args(argv)
     if args.cmd == "submit":
+        if not re.fullmatch(r"[a-z0-9]{1,16}", args.tag):
+            p.error("submit: --tag is 1 to 16 lower-case letters and digits")
         if bool(args.message) == bool(args.count and args.domains):
             p.error("submit: give --message, or --count with --domains")
         return cmd_submit(args)

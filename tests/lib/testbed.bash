@@ -78,14 +78,17 @@ tb_wait_messages() { # N [SECONDS]
 	fail "sinks hold $n messages, expected at least $want within ${limit}s"
 }
 
+# The manifest of submitted recipients: one per test phase if MANIFEST is set.
+tb_manifest() { echo "${MANIFEST:-$TB_DIR/manifest.tsv}"; }
+
 tb_submit() { # relay_mail.py submit arguments (server and manifest are added)
 	tb_relay "$PY" "$RELAY_MAIL" submit --server "$TB_RELAY_IP4:25" \
-		--manifest "$TB_DIR/manifest.tsv" "$@"
+		--manifest "$(tb_manifest)" "$@"
 }
 
 tb_verify() { # relay_mail.py verify arguments (paths of the bed are added)
 	tb_postqueue_json >"$TB_DIR/queue.json" || fail "postqueue -j"
-	"$PY" "$RELAY_MAIL" verify --manifest "$TB_DIR/manifest.tsv" \
+	"$PY" "$RELAY_MAIL" verify --manifest "$(tb_manifest)" \
 		--sink "$TB_SINK_A" --sink "$TB_SINK_B" --maillog "$TB_PF_LOG" \
 		--queue-json "$TB_DIR/queue.json" "$@"
 }

@@ -183,19 +183,16 @@ static char ascii_pair(char a, char b)
 	return 0;
 }
 
-static int fold_ascii_classes(const char *in, size_t len, char *out)
+/* One left-to-right pass of the pair rules and the m-run collapse over
+ * cls[0..len) into out; returns the new length. */
+static size_t pair_pass(const char *cls, size_t len, char *out)
 {
-	char cls[FOLD_MAX];
-	if (len >= FOLD_MAX)
-		return -1;
-	for (size_t i = 0; i < len; i++)
-		cls[i] = ascii_class(in[i]);
 	size_t o = 0;
 	for (size_t i = 0; i < len;) {
 		char c = cls[i];
 		char pair = i + 1 < len ? ascii_pair(cls[i], cls[i + 1]) : 0;
 		/* "clk": the l belongs to "lk" (k), not to "cl" (d) */
-		if (pair && cls[i + 1] == 'l' && i + 2 < len && ascii_pair('l', cls[i + 2]))
+		if (pair && cls[i + 1] == 'l' && i + 2 < len && cls[i + 2] == 'k')
 			pair = 0;
 		if (pair) {
 			c = pair;
@@ -209,7 +206,29 @@ static int fold_ascii_classes(const char *in, size_t len, char *out)
 			continue;
 		out[o++] = c;
 	}
-	return (int)o;
+	return o;
+}
+
+/*
+ * Class map, then pair passes until nothing changes: a greedy single pass
+ * depends on where a pair starts ("recliff" would keep an l that "rediff"
+ * loses), the fixpoint does not. Every pass that changes something makes
+ * the string shorter, so this ends.
+ */
+static int fold_ascii_classes(const char *in, size_t len, char *out)
+{
+	char buf[FOLD_MAX];
+	if (len >= FOLD_MAX)
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		buf[i] = ascii_class(in[i]);
+	for (;;) {
+		size_t n = pair_pass(buf, len, out);
+		if (n == len)
+			return (int)n;
+		memcpy(buf, out, n);
+		len = n;
+	}
 }
 
 int fold_confusable(const struct fold_ctx *ctx, const char *label, size_t len, char *out)

@@ -275,7 +275,11 @@ static void test_startup(void **state)
 	/* Without a path: the default file if it exists, else the defaults. */
 	int rc = config_load_startup(NULL, &cfg, &used, err, sizeof(err));
 	if (access(CONFIG_DEFAULT_PATH, F_OK) == 0) {
-		assert_string_equal(used, CONFIG_DEFAULT_PATH);
+		/* This host has one: it is the file read (its content is not ours). */
+		if (rc == 0)
+			assert_string_equal(used, CONFIG_DEFAULT_PATH);
+		else
+			assert_non_null(strstr(err, CONFIG_DEFAULT_PATH));
 	} else {
 		assert_int_equal(rc, 0);
 		assert_null(used);

@@ -25,9 +25,10 @@ const volatile bool have_pid_helper = false;
 /* Records per segment; tests lower it to reach the truncation path with
  * the small packets BPF_PROG_TEST_RUN accepts. Never above RW_MAX_CHUNKS. */
 const volatile __u32 max_chunks = RW_MAX_CHUNKS;
-/* Data records force a consumer wakeup (latency first, as designed); the
- * loader may choose libbpf's adaptive mode, which wakes only a consumer that
- * has caught up and costs far less per record (see bench/bench_ring.c). */
+/* The last data record of a segment forces a consumer wakeup (latency
+ * first, as designed); the loader may choose the ring's adaptive mode, which
+ * wakes only a consumer that has caught up and costs far less per record
+ * (see bench/bench_ring.c). */
 const volatile bool adaptive_wakeup = false;
 
 struct {
@@ -168,7 +169,16 @@ static __always_inline void send_payload(struct __sk_buff *skb, const struct egr
 			return;
 		}
 		r->hdr.len = len;
-		record_send(r, len, adaptive_wakeup ? 0 : BPF_RB_FORCE_WAKEUP);
+		/* One wakeup per segment, after its last record: the consumer
+		 * needs the whole segment anyway, and a wakeup costs several
+		 * microseconds (irq_work) against well under one for a record. */
+		bool last = off + len >= p->payload_len || i == limit - 1;
+		__u64 wakeup = BPF_RB_NO_WAKEUP;
+		if (adaptive_wakeup)
+			wakeup = 0;
+		else if (last)
+			wakeup = BPF_RB_FORCE_WAKEUP;
+		record_send(r, len, wakeup);
 	}
 	if (truncated)
 		count(RW_CNT_TRUNC_BYTES, total - limit * RW_MAX_PAYLOAD);

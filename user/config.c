@@ -515,8 +515,9 @@ const char *config_mode_name(enum rw_mode mode)
 	return mode == RW_MODE_ENFORCE ? "enforce" : "monitor";
 }
 
-int config_set(struct rw_config *cfg, const char *key, const char *value, char *err,
-	       size_t errlen)
+/* Sets (or appends to, for list keys) one "section.key" from text. */
+static int set_key(struct rw_config *cfg, const char *key, const char *value, bool append,
+		   char *err, size_t errlen)
 {
 	char section[32];
 	const char *dot = strchr(key, '.');
@@ -531,19 +532,32 @@ int config_set(struct rw_config *cfg, const char *key, const char *value, char *
 		snprintf(err, errlen, "%.64s: unknown configuration key", key);
 		return -EINVAL;
 	}
+	if (append && !def->is_list) {
+		snprintf(err, errlen, "%s: not a list", key);
+		return -EINVAL;
+	}
 	struct rw_config tmp = *cfg;
 	char why[256];
 	const char *bad_key;
-	if (def->parse(&tmp, value, false, why, sizeof(why))) {
-		snprintf(err, errlen, "%s: %s", key, why);
-		return -EINVAL;
-	}
-	if (config_check(&tmp, &bad_key, why, sizeof(why))) {
+	if (def->parse(&tmp, value, append, why, sizeof(why)) ||
+	    config_check(&tmp, &bad_key, why, sizeof(why))) {
 		snprintf(err, errlen, "%s: %s", key, why);
 		return -EINVAL;
 	}
 	*cfg = tmp;
 	return 0;
+}
+
+int config_set(struct rw_config *cfg, const char *key, const char *value, char *err,
+	       size_t errlen)
+{
+	return set_key(cfg, key, value, false, err, errlen);
+}
+
+int config_append(struct rw_config *cfg, const char *key, const char *value, char *err,
+		  size_t errlen)
+{
+	return set_key(cfg, key, value, true, err, errlen);
 }
 
 /* ---- reading the file --------------------------------------------------- */

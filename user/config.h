@@ -97,6 +97,15 @@ int config_load_startup(const char *path, struct rw_config *out, const char **us
 int config_set(struct rw_config *cfg, const char *key, const char *value, char *err,
 	       size_t errlen);
 
+/*
+ * Appends to a list key ("capture.interfaces", "capture.smtp_ports",
+ * "capture.tls_ports"), for repeatable options such as --iface. Other keys:
+ * -EINVAL. The first append from the command line should replace the
+ * file's list: call config_set(cfg, key, "", ...) first where that is meant.
+ */
+int config_append(struct rw_config *cfg, const char *key, const char *value, char *err,
+		  size_t errlen);
+
 const char *config_mode_name(enum rw_mode mode);
 
 #endif /* RCPTWALL_CONFIG_H */

@@ -317,6 +317,37 @@ static void test_set_overrides(void **state)
 	assert_memory_equal(&before, &cfg, sizeof(cfg));
 }
 
+/* Repeatable options (--iface a --iface b) append. */
+static void test_append(void **state)
+{
+	struct rw_config cfg;
+	char err[256];
+	config_defaults(&cfg);
+	assert_int_equal(config_append(&cfg, "capture.interfaces", "veth0", err, sizeof(err)), 0);
+	assert_int_equal(config_append(&cfg, "capture.interfaces", "veth1", err, sizeof(err)), 0);
+	assert_int_equal(cfg.n_interfaces, 2);
+	assert_string_equal(cfg.interfaces[1], "veth1");
+	assert_int_equal(config_append(&cfg, "capture.interfaces", "veth1", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "listed twice"));
+	assert_int_equal(config_append(&cfg, "capture.smtp_ports", "2525", err, sizeof(err)), 0);
+	assert_int_equal(cfg.n_smtp_ports, 3);
+	assert_int_equal(config_append(&cfg, "capture.smtp_ports", "465", err, sizeof(err)), -EINVAL);
+	assert_int_equal(config_append(&cfg, "general.mode", "enforce", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not a list"));
+	/* Clearing then appending: the command line replaces the file's list. */
+	assert_int_equal(config_set(&cfg, "capture.interfaces", "", err, sizeof(err)), 0);
+	assert_int_equal(cfg.n_interfaces, 0);
+	for (int i = 0; i < CONFIG_MAX_IFACES; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "if%d", i);
+		assert_int_equal(config_append(&cfg, "capture.interfaces", name, err, sizeof(err)), 0);
+	}
+	assert_int_equal(config_append(&cfg, "capture.interfaces", "one-more", err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(cfg.n_interfaces, CONFIG_MAX_IFACES);
+}
+
 /* Reload: a broken file leaves the configuration in force untouched. */
 static void test_reload_keeps_old(void **state)
 {
@@ -355,6 +386,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_startup),
 		cmocka_unit_test(test_set_overrides),
+		cmocka_unit_test(test_append),
 		cmocka_unit_test(test_reload_keeps_old),
 		cmocka_unit_test(test_example_file),
 	};

@@ -331,6 +331,7 @@ static long send_chunk(__u32 i, void *arg)
 {
 	struct chunk_ctx *c = arg;
 	__u32 zero = 0, len;
+	__u64 wakeup;
 	struct rw_record *rec = bpf_map_lookup_elem(&tls_scratch, &zero);
 
 	if (!rec || c->off >= c->n)
@@ -353,7 +354,11 @@ static long send_chunk(__u32 i, void *arg)
 	rec->hdr.flow = c->flow;
 	if (bpf_probe_read_user(rec->data, len, (const void *)(c->buf + c->off)))
 		return 1; /* the rest is counted as truncated */
-	if (bpf_ringbuf_output(&ring, rec, sizeof(rec->hdr) + len, BPF_RB_FORCE_WAKEUP)) {
+	/* One wakeup per write, with its last record: user space needs the
+	 * whole write anyway, and a wakeup per chunk costs an IPI each. */
+	wakeup = c->off + len >= c->n || i == RW_MAX_CHUNKS - 1 ? BPF_RB_FORCE_WAKEUP
+								: BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&ring, rec, sizeof(rec->hdr) + len, wakeup)) {
 		count(RW_CNT_RESERVE_FAIL, 1);
 	} else {
 		count(RW_CNT_RECORDS, 1);

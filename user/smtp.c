@@ -94,6 +94,9 @@ struct smtp_stream {
 	bool saw_tail;          /* this message's content came as kernel tails */
 	bool dot_lf_reported;
 	bool missed_end_reported;
+	bool resync_probe;      /* first line after a gap: may be a line start */
+	bool have_isn;
+	uint32_t isn;           /* from the SYN, to recognise a repeated one */
 	uint8_t dot;            /* enum dot_state */
 	bool dot_crlf;          /* the candidate's LF had a CR before it */
 	uint8_t hist[2];        /* last two content bytes; 0 = unknown */
@@ -618,7 +621,21 @@ static size_t consume_command(struct feed_ctx *c, const uint8_t *d, size_t len, 
 
 static size_t consume_resync(struct feed_ctx *c, const uint8_t *d, size_t len)
 {
+	struct smtp_stream *s = c->s;
 	const uint8_t *lf = memchr(d, '\n', len);
+	if (s->resync_probe && lf) {
+		/* Segments usually start at a line start: if the first bytes
+		 * after the gap form a command line, take them as one. */
+		size_t n = (size_t)(lf - d);
+		if (n && d[n - 1] == '\r')
+			n--;
+		s->resync_probe = false;
+		if (n < SMTP_LINE_MAX && is_command_not_header(d, n)) {
+			s->state = ST_COMMAND;
+			return 0;
+		}
+	}
+	s->resync_probe = false;
 	if (!lf)
 		return len;
 	c->s->state = ST_COMMAND;
@@ -809,6 +826,7 @@ static void gap(struct feed_ctx *c, uint32_t n, uint32_t seq)
 		line_reset(c->p, s);
 		s->auth_pending = false;
 		s->state = ST_RESYNC;
+		s->resync_probe = true;
 		break;
 	case ST_DATA_FIRST:
 	case ST_DATA:
@@ -823,6 +841,7 @@ static void gap(struct feed_ctx *c, uint32_t n, uint32_t seq)
 			bdat_chunk_end(c, seq);
 			line_reset(c->p, s);
 			s->state = ST_RESYNC;
+			s->resync_probe = true;
 		}
 		break;
 	default:
@@ -1161,15 +1180,18 @@ void smtp_parser_flow_start(struct smtp_parser *p, const struct rw_flow_key *flo
 		return;
 	smtp_table_touch(&p->table, f);
 	struct smtp_stream *s = f->streams[idx];
-	if (s && s->rs.started && s->rs.next == isn + 1)
+	if (s && s->have_isn && s->isn == isn)
 		return; /* SYN retransmission */
 	if (s) { /* a new connection on the same 4-tuple */
 		stream_free(p, s);
 		f->streams[idx] = NULL;
 	}
 	s = flow_stream(p, f, idx, source);
-	if (s)
+	if (s) {
 		reasm_init(&s->rs, isn + 1);
+		s->have_isn = true;
+		s->isn = isn;
+	}
 }
 
 int smtp_parser_feed(struct smtp_parser *p, const struct smtp_segment *seg)

@@ -159,7 +159,8 @@ static size_t build(const struct pkt_spec *s, uint8_t *buf)
 		inet_pton(AF_INET6, SRC6, ip + 8);
 		inet_pton(AF_INET6, DST6, ip + 24);
 		off += 40;
-		memcpy(buf + off, s->ext, s->ext_len);
+		if (s->ext_len)
+			memcpy(buf + off, s->ext, s->ext_len);
 		off += s->ext_len;
 	}
 	uint8_t *l4 = buf + off;
@@ -175,7 +176,8 @@ static size_t build(const struct pkt_spec *s, uint8_t *buf)
 		put16(l4 + 4, (uint16_t)l4len);
 		off += 8;
 	}
-	memcpy(buf + off, s->payload, s->payload_len);
+	if (s->payload_len)
+		memcpy(buf + off, s->payload, s->payload_len);
 	return off + s->payload_len;
 }
 

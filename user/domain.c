@@ -9,9 +9,11 @@
 #include <strings.h>
 
 #include "domain.h"
+#include "suffix_index.h"
 
 struct domain_ctx {
 	psl_ctx_t *psl;
+	struct suffix_index *index; /* NULL: ask libpsl on every name (slow) */
 };
 
 struct domain_ctx *domain_ctx_new(char *err, size_t errlen)
@@ -21,14 +23,21 @@ struct domain_ctx *domain_ctx_new(char *err, size_t errlen)
 		snprintf(err, errlen, "public suffix list: out of memory");
 		return NULL;
 	}
-	/* psl_latest() picks the newest of the built-in data and Debian's
-	 * /usr/share/publicsuffix (package publicsuffix). */
-	ctx->psl = psl_latest(NULL);
+	/* Debian's list, so libpsl and the fast index read the same data;
+	 * without the file, whatever libpsl has (psl_latest). */
+	ctx->psl = psl_load_file(SUFFIX_LIST_PATH);
+	if (!ctx->psl)
+		ctx->psl = psl_latest(NULL);
 	if (!ctx->psl) {
 		snprintf(err, errlen, "public suffix list: cannot load (is the publicsuffix package installed?)");
 		free(ctx);
 		return NULL;
 	}
+	char ierr[256];
+	ctx->index = suffix_index_load(SUFFIX_LIST_PATH, ctx->psl, ierr, sizeof(ierr));
+	if (!ctx->index)
+		fprintf(stderr, "rcptwall: public suffix index not used, asking libpsl per name (slower): %s\n",
+			ierr);
 	return ctx;
 }
 
@@ -36,6 +45,7 @@ void domain_ctx_free(struct domain_ctx *ctx)
 {
 	if (!ctx)
 		return;
+	suffix_index_free(ctx->index);
 	psl_free(ctx->psl);
 	free(ctx);
 }
@@ -252,12 +262,19 @@ static const char *icann_suffix(const struct domain_ctx *ctx, const char *name)
 static void locate_suffix(const struct domain_ctx *ctx, struct domain_name *out)
 {
 	out->nlabels = count_labels(out->ascii, out->ascii_len);
-	/* libpsl wants lowercase UTF-8; the U-label form has the same labels. */
-	const char *suffix = icann_suffix(ctx, out->unicode);
-	if (!suffix)
-		suffix = out->unicode + label_offset_from_end(out->unicode, out->unicode_len, 1);
-	out->suffix_labels = count_labels(suffix, strlen(suffix));
-	out->suffix_listed = domain_is_listed_suffix(ctx, suffix, true);
+	if (ctx->index) {
+		bool listed;
+		size_t off = suffix_index_find(ctx->index, out->ascii, out->ascii_len, &listed);
+		out->suffix_labels = count_labels(out->ascii + off, out->ascii_len - off);
+		out->suffix_listed = listed;
+	} else {
+		/* libpsl wants lowercase UTF-8; the U-label form has the same labels. */
+		const char *suffix = icann_suffix(ctx, out->unicode);
+		if (!suffix)
+			suffix = out->unicode + label_offset_from_end(out->unicode, out->unicode_len, 1);
+		out->suffix_labels = count_labels(suffix, strlen(suffix));
+		out->suffix_listed = domain_is_listed_suffix(ctx, suffix, true);
+	}
 	out->has_registrable = out->nlabels > out->suffix_labels;
 	out->suffix_off = label_offset_from_end(out->ascii, out->ascii_len, out->suffix_labels);
 	out->usuffix_off = label_offset_from_end(out->unicode, out->unicode_len, out->suffix_labels);

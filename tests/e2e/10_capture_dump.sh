@@ -78,8 +78,8 @@ our_filters() {
 	ip netns exec "$CLI" tc filter show dev veth0 egress 2>/dev/null | grep -c 'rw_egress' || true
 }
 
-start_rcptwall() { # name
-	ip netns exec "$CLI" "$RCPTWALL" run --dump --iface veth0 \
+start_rcptwall() { # name [extra option]
+	ip netns exec "$CLI" "$RCPTWALL" run --dump ${2:-} --iface veth0 \
 		>"$TMP/$1.out" 2>"$TMP/$1.err" &
 	RW_PID=$!
 	pids+=("$RW_PID")
@@ -101,7 +101,7 @@ send_mail() { # server port rcpt...
 	to=$(IFS=,; echo "$*")
 	ip netns exec "$CLI" swaks --silent 2 --server "$server" --port "$port" \
 		--ehlo client.example --from sender@example.com --to "$to" \
-		--body "capture test" >>"$TMP/swaks.out" 2>&1 ||
+		--body "${BODY:-capture test}" >>"$TMP/swaks.out" 2>&1 ||
 		fail "swaks to $server port $port failed"
 }
 
@@ -160,15 +160,48 @@ start_rcptwall run2
 stop_rcptwall KILL || true
 [ "$(our_filters)" -eq 1 ] || fail "expected the killed run's filter to remain"
 
-start_rcptwall run3
+start_rcptwall run3 --verbose
 grep -q "removed 1 stale filter" "$TMP/run3.err" || fail "stale filter not reported removed"
 [ "$(our_filters)" -eq 1 ] || fail "expected exactly one filter of ours after restart"
-send_mail 198.51.100.2 25 grace@army.example
+# A 400 KB body: written in large chunks, it leaves as GSO super-packets
+# (up to 64 KiB each) that the program must split, not cut. Nothing
+# switches the flow to body phase here, so every byte must be in the ring.
+/usr/bin/python3 -c 'import sys
+for i in range(8000): sys.stdout.write("body line %05d abcdefghijklmnopqrstuvwxyz\r\n" % i)' >"$TMP/body.txt"
+BODY="$TMP/body.txt" send_mail 198.51.100.2 25 grace@army.example
 rc=0
 stop_rcptwall INT || rc=$?
 [ "$rc" -eq 0 ] || fail "rcptwall exited with $rc on SIGINT"
 [ "$(our_filters)" -eq 0 ] || fail "a filter of ours remains after restart and SIGINT"
 grep -qF "C: RCPT TO:<grace@army.example>" "$TMP/run3.out" || fail "restarted run saw no RCPT"
+grep -q "trunc_bytes=0 " "$TMP/run3.err" || fail "bytes truncated"
+# Data records of that flow: no gap in sequence numbers, every byte there.
+/usr/bin/python3 - "$TMP/run3.out" "$(stat -c %s "$TMP/body.txt")" <<'PY' || fail "capture of the large mail has gaps"
+import re, sys
+rx = re.compile(r"^\[ts=\d+ seq=(\d+) len=(\d+) .*\] (\S+) -> (\S+) C: ")
+flows = {}
+for line in open(sys.argv[1]):
+    m = rx.match(line)
+    if m:
+        flows.setdefault((m.group(3), m.group(4)), []).append((int(m.group(1)), int(m.group(2))))
+recs = max(flows.values(), key=lambda r: sum(n for _, n in r))
+expect, total = recs[0][0], 0
+for seq, n in recs:
+    if (seq - expect) % 2**32 >= 2**31:  # behind: retransmitted overlap
+        d = (expect - seq) % 2**32
+        if d >= n:
+            continue
+        seq, n = expect, n - d
+    if seq != expect:
+        sys.exit("gap at seq %d (expected %d)" % (seq, expect))
+    expect, total = (seq + n) % 2**32, total + n
+if total < int(sys.argv[2]):
+    sys.exit("only %d bytes captured, body has %s" % (total, sys.argv[2]))
+# MTU 1500: a full 2048-byte record can only come from a GSO super-packet.
+if not any(n == 2048 for _, n in recs):
+    sys.exit("no segment larger than the MTU was seen: GSO path not exercised")
+print("contiguous: %d bytes in %d records" % (total, len(recs)))
+PY
 ! has_clsact || fail "the clsact qdisc of the killed run remains"
 
 # --- 3. someone else's clsact qdisc and filter are left alone --------------

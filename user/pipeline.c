@@ -94,41 +94,30 @@ static void set_kernel_phase(struct pipeline *p, const struct smtp_event *ev)
 		p->stats.phase_updates++;
 }
 
-static void block_flow(struct pipeline *p, const struct smtp_event *ev,
-		       const struct log_recipient *rec)
-{
-	struct enforce_result res;
-	char actions[160];
-	int rc = enforcer_block(p->enforcer, ev->flow, &res);
-	if (res.already_blocked)
-		return;
-	struct log_block_info info = {
-		.mode = enforcer_mode(p->enforcer),
-		.would_block = res.would_block,
-		.latency_us = res.blocked ? enforce_latency_us(ev->ts_ns, res.blocked_ns) : 0,
-		.actions = enforcer_describe(ev->flow, actions, sizeof(actions)),
-		.error = rc,
-	};
-	if (res.blocked)
-		p->stats.blocked++;
-	if (res.would_block)
-		p->stats.would_block++;
-	log_block(p->log, rec, &info);
-}
-
+/*
+ * The blocked-map insert comes first and the log lines after it: the body
+ * may leave one round trip after the RCPT, and formatting JSON (or a slow
+ * syslog) must not stand in the way.
+ */
 static void judge_recipient(struct pipeline *p, const struct smtp_event *ev)
 {
 	const struct smtp_mailbox *mb = &ev->u.mailbox;
 	struct match_verdict v;
+	struct enforce_result res;
+	int block_err = 0;
 	memset(&v, 0, sizeof(v));
+	memset(&res, 0, sizeof(res));
 	p->stats.recipients++;
 	/* "RCPT TO:<postmaster>" names no domain: nothing to judge. */
 	bool judged = mb->domain[0] != '\0';
-	if (judged) {
+	if (judged)
 		matcher_check(p->matcher, mb->domain, &v);
-		if (v.result == MATCH_ERROR)
-			p->stats.judged_error++;
-	}
+	bool flagged = judged && v.result == MATCH_FLAG;
+	if (flagged)
+		block_err = enforcer_block(p->enforcer, ev->flow, &res);
+
+	if (judged && v.result == MATCH_ERROR)
+		p->stats.judged_error++;
 	struct log_recipient rec = {
 		.flow = ev->flow,
 		.mail_from = ev->mail_from ? ev->mail_from->mailbox : NULL,
@@ -137,11 +126,25 @@ static void judge_recipient(struct pipeline *p, const struct smtp_event *ev)
 	};
 	if (p->log_recipients)
 		log_rcpt(p->log, &rec);
-	if (!judged || v.result != MATCH_FLAG)
+	if (!flagged)
 		return;
 	p->stats.flagged++;
 	log_flag(p->log, &rec, enforcer_mode(p->enforcer));
-	block_flow(p, ev, &rec);
+	if (res.already_blocked) /* an earlier recipient of the flow did it */
+		return;
+	char actions[160];
+	struct log_block_info info = {
+		.mode = enforcer_mode(p->enforcer),
+		.would_block = res.would_block,
+		.latency_us = res.blocked ? enforce_latency_us(ev->ts_ns, res.blocked_ns) : 0,
+		.actions = enforcer_describe(ev->flow, actions, sizeof(actions)),
+		.error = block_err,
+	};
+	if (res.blocked)
+		p->stats.blocked++;
+	if (res.would_block)
+		p->stats.would_block++;
+	log_block(p->log, &rec, &info);
 }
 
 static void on_parser_event(const struct smtp_event *ev, void *ctx)

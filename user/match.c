@@ -338,15 +338,15 @@ static bool edit2_candidate(struct query *q, uint32_t v)
 	if (!same_suffix(q, p))
 		return false;
 	int d = edit_distance(mstr_ptr(m, p->label), p->label.len, q->label, q->label_len, 2);
-	return d == 2 && flag_prot(q, v, "damerau-levenshtein", 2);
+	return d == 2 && p->label.len >= MATCH_DL2_MIN_LABEL && flag_prot(q, v, "damerau-levenshtein", 2);
 }
 
-/* Distance 2 for labels of 8+ characters: the label, its 1- and
+/* Distance 2 when both labels have 8+ characters: the label, its 1- and
  * 2-deletions against TAG_DEL2 (which holds only long labels). */
 static bool det_edit2(struct query *q)
 {
 	size_t n = q->label_len, r = q->d.reg_off;
-	if (!q->label_ascii || n > EDIT_LABEL_MAX || n + 2 < MATCH_DL2_MIN_LABEL)
+	if (!q->label_ascii || n > EDIT_LABEL_MAX || n < MATCH_DL2_MIN_LABEL)
 		return false;
 	uint64_t near = (q->m->del2_lengths >> (n - 2)) & 0x1f; /* lengths n-2 .. n+2 */
 	if (!near)

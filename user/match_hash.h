@@ -100,11 +100,15 @@ static inline uint64_t mh_poly(const char *s, size_t n)
 }
 
 /* The key of a string hash h of length n in index tag, scoped by scope
- * (the hash of a public suffix, or 0 for none). */
+ * (the hash of a public suffix, or 0 for none). One multiply and a shift:
+ * this runs about a hundred times per recipient, so it must be cheap; the
+ * xor-shift brings the well-mixed high bits down to the slot index. */
 static inline uint64_t mh_key(uint64_t h, size_t n, unsigned tag, uint64_t scope)
 {
-	return mh_mix(h ^ ((uint64_t)n << 56) ^ ((uint64_t)tag * 0x9e3779b97f4a7c15ULL) ^
-		      (scope * 0xc2b2ae3d27d4eb4fULL));
+	uint64_t x = (h ^ (scope * 0xc2b2ae3d27d4eb4fULL) ^ ((uint64_t)n << 56) ^ ((uint64_t)tag << 48)) *
+		     0x9e3779b97f4a7c15ULL;
+	x ^= x >> 29;
+	return x ? x : 1; /* 0 marks an empty slot */
 }
 
 #endif

@@ -46,16 +46,6 @@ static int add_rule(struct suffix_index *idx, const char *s, enum rule_kind kind
 	return rc;
 }
 
-static bool has_rule(const struct suffix_index *idx, const char *s, size_t n, enum rule_kind kind)
-{
-	struct mh_iter it;
-	uint32_t off;
-	for (mh_find(&idx->set, rule_key(s, n, kind), &it); mh_next(&it, &off);)
-		if (!strncmp(idx->arena + off, s, n) && idx->arena[off + n] == '\0')
-			return true;
-	return false;
-}
-
 /* Does libpsl agree with the rule? */
 static bool psl_agrees(const psl_ctx_t *psl, const char *ascii, enum rule_kind kind)
 {
@@ -164,30 +154,50 @@ size_t suffix_index_rules(const struct suffix_index *idx)
 	return idx->rules;
 }
 
+static bool has_rule_h(const struct suffix_index *idx, const char *s, size_t n, uint64_t h,
+		       enum rule_kind kind)
+{
+	struct mh_iter it;
+	uint32_t off;
+	for (mh_find(&idx->set, mh_key(h, n, (unsigned)kind, 0), &it); mh_next(&it, &off);)
+		if (!memcmp(idx->arena + off, s, n) && idx->arena[off + n] == '\0')
+			return true;
+	return false;
+}
+
 size_t suffix_index_find(const struct suffix_index *idx, const char *name, size_t len,
 			 bool *listed)
 {
-	/* label starts, leftmost first; rules have at most max_labels labels */
-	size_t starts[128];
-	unsigned n = 0;
-	starts[n++] = 0;
-	for (size_t i = 0; i < len && n < 128; i++)
-		if (name[i] == '.')
-			starts[n++] = i + 1;
-	unsigned first = n > idx->max_labels ? n - idx->max_labels : 0;
-	for (unsigned i = first; i < n; i++) {
-		const char *s = name + starts[i];
-		size_t sl = len - starts[i];
-		if (has_rule(idx, s, sl, RULE_EXCEPTION)) {
-			*listed = true;
-			return i + 1 < n ? starts[i + 1] : starts[i];
+	/* Label starts and the hash of the name from each of them, found in
+	 * one pass from the right (mh_poly extended to the left), for the
+	 * rightmost max_labels + 1 labels: no rule is longer. */
+	size_t starts[64];
+	uint64_t hashes[64];
+	unsigned n = 0, want = idx->max_labels + 1 < 64 ? idx->max_labels + 1 : 64;
+	uint64_t h = 0, pw = 1;
+	for (size_t i = len; i > 0 && n < want; i--) {
+		h += ((uint64_t)(unsigned char)name[i - 1] + 1) * pw;
+		pw *= MH_BASE;
+		if (i - 1 == 0 || name[i - 2] == '.') {
+			starts[n] = i - 1;
+			hashes[n++] = h;
 		}
-		if (has_rule(idx, s, sl, RULE_NORMAL) ||
-		    (i + 1 < n && has_rule(idx, name + starts[i + 1], len - starts[i + 1], RULE_WILDCARD))) {
+	}
+	/* starts[] runs right to left; the longest suffix is tried first */
+	for (unsigned k = n; k-- > 0;) {
+		const char *s = name + starts[k];
+		size_t sl = len - starts[k];
+		if (has_rule_h(idx, s, sl, hashes[k], RULE_EXCEPTION)) {
 			*listed = true;
-			return starts[i];
+			return k > 0 ? starts[k - 1] : starts[k];
+		}
+		if (has_rule_h(idx, s, sl, hashes[k], RULE_NORMAL) ||
+		    (k > 0 && has_rule_h(idx, name + starts[k - 1], len - starts[k - 1], hashes[k - 1],
+					  RULE_WILDCARD))) {
+			*listed = true;
+			return starts[k];
 		}
 	}
 	*listed = false;
-	return starts[n - 1];
+	return starts[0];
 }

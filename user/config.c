@@ -399,6 +399,14 @@ static int set_batch_size(struct rw_config *cfg, const char *v, bool append, cha
 	return err;
 }
 
+static int set_worker_thread(struct rw_config *cfg, const char *v, bool append, char *why,
+			     size_t whylen)
+{
+	if (parse_bool(v, &cfg->worker_thread))
+		return fail(why, whylen, "'%.32s' is not a boolean (true/false)", v);
+	return 0;
+}
+
 static int copy_path(char *dst, const char *v, bool allow_empty, char *why, size_t whylen)
 {
 	size_t len = strlen(v);
@@ -468,6 +476,7 @@ static const struct key_def keys[] = {
 	{ "enforce", "keep_rules_on_exit", set_keep_rules, false },
 	{ "enforce", "flush_interval_ms", set_flush_interval, false },
 	{ "enforce", "batch_size", set_batch_size, false },
+	{ "enforce", "worker_thread", set_worker_thread, false },
 	{ "log", "file", set_log_file, false },
 	{ "log", "syslog", set_syslog, false },
 };
@@ -506,6 +515,7 @@ void config_defaults(struct rw_config *cfg)
 	cfg->keep_rules_on_exit = false;
 	cfg->flush_interval_ms = 2;
 	cfg->batch_size = 256;
+	cfg->worker_thread = true;
 	strcpy(cfg->log_file, "-");
 	cfg->syslog = true;
 }

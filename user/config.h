@@ -65,6 +65,7 @@ struct rw_config {
 	bool keep_rules_on_exit;
 	uint32_t flush_interval_ms; /* nft batch: longest wait of a queued element */
 	uint32_t batch_size;        /* nft batch: elements per transaction */
+	bool worker_thread;         /* nft and socket destroy off the event loop */
 
 	/* [log] */
 	char log_file[CONFIG_PATH_MAX]; /* "-" for stdout */

@@ -15,12 +15,18 @@
  * (which the rule exempts) reach the remote server, which the tc drop
  * would swallow, and keeps the fixed-size map from filling up with dead
  * flows. If step 2 fails the map entry stays: the drop must not lapse.
- * Steps 2 and 3 run in enforcer_flush(): the caller calls it from its event
- * loop (after each batch of events and on each poll timeout, using
- * enforcer_poll_timeout_ms()). Queued flows are written as one nft
+ * Steps 2 and 3 run in batches: queued flows are written as one nft
  * transaction every flush_interval_ms or batch_size flows, so a burst of
  * thousands of flagged flows costs a few transactions, not thousands,
- * while step 1 never waits.
+ * while step 1 never waits. Who runs them:
+ *   - by default the caller, in enforcer_flush(), which it calls from its
+ *     event loop (after each batch of events and on each poll timeout,
+ *     using enforcer_poll_timeout_ms());
+ *   - with worker_thread, a thread of the enforcer, so the event loop is
+ *     never held up by an nft transaction (a 256-element one takes
+ *     milliseconds); enforcer_flush() then only hands over outcomes.
+ * Either way the done callback runs in the caller's thread, inside
+ * enforcer_flush(), and the caller code is the same.
  *
  * In monitor mode nothing is touched: enforcer_block() only reports what
  * enforce mode would have done.
@@ -69,7 +75,8 @@ struct enforcer_opts {
 	bool keep_rules_on_exit;
 	uint32_t flush_interval_ms;  /* longest a queued flow waits for step 2 */
 	uint32_t batch_size;         /* flows per nft transaction; 0: 256 */
-	enforce_done_cb done;        /* optional */
+	bool worker_thread;          /* run steps 2-3 in a thread of the enforcer */
+	enforce_done_cb done;        /* optional; called in enforcer_flush() */
 	void *done_ctx;
 	/* Tests only: NULL for the real backend and CLOCK_MONOTONIC. */
 	const struct enforce_backend *backend;
@@ -120,14 +127,16 @@ void enforcer_free(struct enforcer *e);
 int enforcer_block(struct enforcer *e, const struct rw_flow_key *k, struct enforce_result *res);
 
 /*
- * Runs steps 2 and 3 for queued flows when a batch is due (full, or its
- * oldest flow waited flush_interval_ms), or for up to one batch at once if
- * force. Returns the number of flows still queued.
+ * Loop-driven: runs steps 2 and 3 for queued flows when a batch is due
+ * (full, or its oldest flow waited flush_interval_ms), or for up to one
+ * batch at once if force. Worker thread: reports finished flows to the
+ * done callback; force waits until every queued flow is finished.
+ * Returns the number of flows still queued.
  */
 size_t enforcer_flush(struct enforcer *e, bool force);
 
 /* How long the caller may sleep before enforcer_flush() is due: -1 if
- * nothing is queued, else milliseconds (0: now). */
+ * nothing is pending, else milliseconds (0: now). */
 int enforcer_poll_timeout_ms(const struct enforcer *e);
 
 void enforcer_stats(const struct enforcer *e, struct enforce_stats *out);

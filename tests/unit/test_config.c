@@ -68,6 +68,7 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.protect, "");
 	assert_int_equal(cfg.set_timeout_s, 600);
 	assert_false(cfg.keep_rules_on_exit);
+	assert_true(cfg.worker_thread);
 	assert_string_equal(cfg.log_file, "-");
 	assert_true(cfg.syslog);
 	assert_string_equal(config_mode_name(cfg.mode), "monitor");
@@ -98,6 +99,7 @@ static void test_every_key(void **state)
 		"keep_rules_on_exit = yes\n"
 		"flush_interval_ms = 5\n"
 		"batch_size = 100\n"
+		"worker_thread = no\n"
 		"[log]\n"
 		"file = /var/log/rcptwall.jsonl\n"
 		"syslog = off\n";
@@ -125,6 +127,7 @@ static void test_every_key(void **state)
 	assert_true(cfg.keep_rules_on_exit);
 	assert_int_equal(cfg.flush_interval_ms, 5);
 	assert_int_equal(cfg.batch_size, 100);
+	assert_false(cfg.worker_thread);
 	assert_string_equal(cfg.log_file, "/var/log/rcptwall.jsonl");
 	assert_false(cfg.syslog);
 }
@@ -239,6 +242,7 @@ static void test_value_errors(void **state)
 		{ "[enforce]\nkeep_rules_on_exit = maybe\n", "not a boolean" },
 		{ "[enforce]\nflush_interval_ms = 5000\n", "out of range" },
 		{ "[enforce]\nbatch_size = 0\n", "out of range" },
+		{ "[enforce]\nworker_thread = sometimes\n", "worker_thread: 'sometimes' is not a boolean" },
 		{ "[log]\nfile =\n", "[log] file: empty path" },
 		{ "[log]\nsyslog = 2\n", "not a boolean" },
 	};

@@ -141,6 +141,23 @@ struct {
 	__type(value, __u8);
 } tls_uncorking SEC(".maps");
 
+/*
+ * GnuTLS lets a caller repeat a send that failed with GNUTLS_E_AGAIN or
+ * GNUTLS_E_INTERRUPTED as gnutls_record_send(session, NULL, 0); the bytes
+ * then come from the first call's buffer, remembered here per session.
+ */
+struct tls_retry_buf {
+	__u64 buf;
+	__u64 len;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct tls_session_key);
+	__type(value, struct tls_retry_buf);
+} tls_retry SEC(".maps");
+
 /* A record is assembled here, then copied into the ring with its real size. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -193,9 +210,17 @@ SEC("uprobe")
 int BPF_KPROBE(tls_gnutls_send, void *session, const void *data, __u64 size)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_session_key skey = { .session = (__u64)session, .tgid = id >> 32 };
+	struct tls_retry_buf *retry;
 
 	if (bpf_map_lookup_elem(&tls_uncorking, &id))
 		return 0; /* the flush of bytes already sent */
+	if (!data && !size) {
+		retry = bpf_map_lookup_elem(&tls_retry, &skey);
+		if (retry)
+			return call_enter(TLS_API_GNUTLS_SEND, session, (const void *)retry->buf,
+					  retry->len, NULL);
+	}
 	return call_enter(TLS_API_GNUTLS_SEND, session, data, size, NULL);
 }
 
@@ -368,9 +393,16 @@ static long send_chunk(__u32 i, void *arg)
 	return 0;
 }
 
-static __always_inline void send_plaintext(const struct rw_flow_key *flow, __u64 buf, __u32 n)
+/*
+ * accepted: bytes the library took; readable: how many of them buf holds
+ * (fewer only when the caller passed no buffer, see tls_retry).
+ */
+static __noinline void send_plaintext(const struct rw_flow_key *flow, __u64 buf,
+					   __u64 accepted, __u64 readable)
 {
 	struct rw_flow_state *st = bpf_map_lookup_elem(&flows, flow);
+	/* One TLS write of 2 GiB or more does not happen; bound it anyway. */
+	__u32 n = accepted > 0x7fffffff ? 0x7fffffff : (__u32)accepted;
 	struct chunk_ctx c;
 
 	if (!st) {
@@ -378,21 +410,33 @@ static __always_inline void send_plaintext(const struct rw_flow_key *flow, __u64
 		return;
 	}
 	/* Reserve [base, base + n) of the plaintext stream, even for bytes not
-	 * sent, so offsets stay those of the stream. */
+	 * sent, so offsets stay those of the stream and a loss shows as a gap. */
 	c.base = __sync_fetch_and_add(&st->tls_next_seq, n);
 	c.phase = st->tls_phase;
 	c.skip = skipped_by_phase(st, c.base, n, c.phase);
 	if (c.skip)
 		count(RW_CNT_BODY_SKIPPED_BYTES, c.skip);
-	if (c.skip >= n)
-		return;
 	c.flow = *flow;
 	c.buf = buf;
-	c.n = n;
+	c.n = readable < n ? (__u32)readable : n;
 	c.off = c.skip;
-	bpf_loop(RW_MAX_CHUNKS, send_chunk, &c, 0);
+	if (c.off < c.n)
+		bpf_loop(RW_MAX_CHUNKS, send_chunk, &c, 0);
 	if (c.off < n)
 		count(RW_CNT_TLS_TRUNC_BYTES, n - c.off);
+}
+
+/* Remembers the buffer of a GnuTLS send that must be repeated; forgets it
+ * once a repeat took the bytes. */
+static __always_inline void gnutls_note_retry(const struct tls_session_key *skey,
+					      const struct tls_call *call, __u64 accepted)
+{
+	struct tls_retry_buf rb = { .buf = call->buf, .len = call->len };
+
+	if (accepted)
+		bpf_map_delete_elem(&tls_retry, skey);
+	else if (call->buf && call->len)
+		bpf_map_update_elem(&tls_retry, skey, &rb, BPF_ANY);
 }
 
 /* accepted: plaintext bytes the library took in this call (0: none). */
@@ -401,7 +445,7 @@ static __always_inline int call_return(__u64 accepted)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *call = bpf_map_lookup_elem(&tls_pending, &id);
 	struct tls_session_key skey = {};
-	struct rw_flow_key *cached;
+	const struct rw_flow_key *flow = NULL;
 
 	if (!call)
 		return 0; /* attached while the call was running */
@@ -409,16 +453,16 @@ static __always_inline int call_return(__u64 accepted)
 	skey.tgid = id >> 32;
 	if (call->resolved) {
 		bpf_map_update_elem(&tls_sessions, &skey, &call->flow, BPF_ANY);
-		if (accepted)
-			send_plaintext(&call->flow, call->buf,
-				       accepted > call->len ? call->len : accepted);
+		flow = &call->flow;
 	} else if (accepted) {
-		cached = bpf_map_lookup_elem(&tls_sessions, &skey);
-		if (cached)
-			send_plaintext(cached, call->buf, accepted > call->len ? call->len : accepted);
-		else
-			count(RW_CNT_TLS_UNATTRIBUTED, 1);
+		flow = bpf_map_lookup_elem(&tls_sessions, &skey);
 	}
+	if (accepted && flow)
+		send_plaintext(flow, call->buf, accepted, call->len);
+	else if (accepted)
+		count(RW_CNT_TLS_UNATTRIBUTED, 1);
+	if (call->api == TLS_API_GNUTLS_SEND)
+		gnutls_note_retry(&skey, call, accepted);
 	bpf_map_delete_elem(&tls_pending, &id);
 	return 0;
 }
@@ -445,7 +489,7 @@ int BPF_KRETPROBE(tls_ssl_write_ex_ret, int ret)
 SEC("uretprobe")
 int BPF_KRETPROBE(tls_gnutls_send_ret, long ret)
 {
-	/* GNUTLS_E_AGAIN / E_INTERRUPTED: not taken, the caller repeats the call. */
+	/* Negative: not taken (GNUTLS_E_AGAIN etc.), the caller repeats the call. */
 	return call_return(ret > 0 ? (__u64)ret : 0);
 }
 

@@ -22,6 +22,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -58,6 +60,7 @@ struct fixture {
 	SSL_CTX *server_ctx, *client_ctx;
 	gnutls_certificate_credentials_t gnutls_cred;
 	int listen4, listen6;
+	int gate; /* for the next connection's server, see struct conn */
 	struct seen_record *seen;
 	size_t n_seen;
 };
@@ -68,6 +71,7 @@ struct conn {
 	SSL *cssl;
 	gnutls_session_t gs; /* instead of cssl for GnuTLS clients */
 	SSL_CTX *server_ctx;
+	int gate;            /* > 0: the server reads only after a byte arrives here */
 	pthread_t server;
 	struct rw_flow_key key;
 };
@@ -208,7 +212,7 @@ static void *server_main(void *arg)
 	char buf[16384];
 
 	SSL_set_fd(s, c->sfd);
-	if (SSL_accept(s) == 1)
+	if (SSL_accept(s) == 1 && (c->gate <= 0 || read(c->gate, buf, 1) == 1))
 		while (SSL_read(s, buf, sizeof(buf)) > 0)
 			;
 	SSL_free(s);
@@ -254,6 +258,7 @@ static void conn_tcp(struct fixture *f, struct conn *c, int listener)
 	c->sfd = accept(listener, NULL, NULL);
 	assert_true(c->sfd >= 0);
 	c->server_ctx = f->server_ctx;
+	c->gate = f->gate;
 	assert_int_equal(pthread_create(&c->server, NULL, server_main, c), 0);
 	client_key(c->cfd, &c->key);
 }
@@ -682,6 +687,66 @@ static void test_gnutls_corked(void **state)
 	conn_close(&c);
 }
 
+/* A non-blocking GnuTLS sender whose send fails with GNUTLS_E_AGAIN and is
+ * repeated as gnutls_record_send(session, NULL, 0): the bytes are sent once,
+ * from the first call's buffer. DATA phase keeps the ring small. */
+static void test_gnutls_again_retry(void **state)
+{
+	struct fixture *f = *state;
+	static struct seen_record *r[MAX_SEEN];
+	int gate[2];
+	struct conn c;
+	char buf[16384];
+	uint32_t total = 0;
+	ssize_t ret = 0;
+	size_t n, writes = 0;
+
+	assert_int_equal(pipe(gate), 0);
+	/* conn_tcp starts the server thread: hand it the gate first. */
+	memset(&c, 0, sizeof(c));
+	f->gate = gate[0];
+	conn_gnutls(f, &c, f->listen4);
+	f->gate = 0;
+	watch_flow(f, &c.key, RW_PHASE_DATA, 0, 0);
+	assert_int_equal(fcntl(c.cfd, F_SETFL, fcntl(c.cfd, F_GETFL) | O_NONBLOCK), 0);
+	drain(f);
+	/* Fill the socket while the server does not read. */
+	for (int i = 0; i < 4096; i++) {
+		memset(buf, 'a' + i % 26, sizeof(buf));
+		ret = gnutls_record_send(c.gs, buf, sizeof(buf));
+		if (ret != (ssize_t)sizeof(buf))
+			break;
+		total += sizeof(buf);
+		writes++;
+		if (f->n_seen > MAX_SEEN / 2)
+			assert_true(ring_buffer__consume(f->rb) >= 0);
+	}
+	assert_int_equal(ret, GNUTLS_E_AGAIN);
+	assert_int_equal(write(gate[1], "g", 1), 1);
+	do {
+		struct pollfd p = { .fd = c.cfd, .events = POLLOUT };
+
+		poll(&p, 1, 1000);
+		ret = gnutls_record_send(c.gs, NULL, 0);
+	} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
+	assert_int_equal(ret, (ssize_t)sizeof(buf));
+	total += sizeof(buf);
+	writes++;
+	f->n_seen = 0;
+	assert_true(ring_buffer__consume(f->rb) >= 0);
+	n = records_of(f, &c.key, r, MAX_SEEN);
+	assert_true(n >= 1);
+	/* The repeated send: its tail, once, at its place in the stream. */
+	assert_record(r[n - 1], &c.key, total - RW_BODY_TAIL, buf + sizeof(buf) - RW_BODY_TAIL,
+		      RW_BODY_TAIL);
+	assert_int_equal(flow_state(f, &c.key).tls_next_seq, total);
+	assert_true(writes > 1);
+	assert_int_equal(fcntl(c.cfd, F_SETFL, fcntl(c.cfd, F_GETFL) & ~O_NONBLOCK), 0);
+	conn_close(&c);
+	close(gate[0]);
+	close(gate[1]);
+}
+
 /* ---- library discovery ------------------------------------------------------ */
 
 static void test_parse_ldconfig(void **state)
@@ -787,6 +852,7 @@ int main(void)
 		cmocka_unit_test(test_bdat_phase),
 		cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_gnutls_corked),
+		cmocka_unit_test(test_gnutls_again_retry),
 	};
 	const struct CMUnitTest discovery[] = {
 		cmocka_unit_test(test_parse_ldconfig),

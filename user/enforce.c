@@ -590,12 +590,16 @@ int enforcer_block(struct enforcer *e, const struct rw_flow_key *k, struct enfor
 		res->already_blocked = true;
 		e->st.already_blocked++;
 		rc = 0;
-	} else if (rc) {
-		res->map_err = rc;
-		e->st.map_errors++;
 	} else {
-		res->blocked = true;
-		e->st.blocked++;
+		if (rc) {
+			/* No kernel drop (map full?): steps 2-3 still cut the
+			 * connection, a few milliseconds later. */
+			res->map_err = rc;
+			e->st.map_errors++;
+		} else {
+			res->blocked = true;
+			e->st.blocked++;
+		}
 		if (queue_push(e, k, now_ns(e)))
 			e->st.queue_errors++; /* the drop stands; the MTA times out instead */
 		else if (e->worker_started)

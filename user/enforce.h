@@ -88,7 +88,7 @@ struct enforce_result {
 	bool would_block;      /* monitor mode: enforce mode would have blocked */
 	bool blocked;          /* enforce mode: the flow is in the blocked map */
 	bool already_blocked;  /* it was already (an earlier recipient): no new work */
-	int map_err;           /* step 1 failed: negative errno */
+	int map_err;           /* step 1 failed: negative errno (steps 2-3 still queued) */
 	uint64_t blocked_ns;   /* CLOCK_MONOTONIC right after the map insert */
 };
 
@@ -123,7 +123,11 @@ int enforcer_new(const struct enforcer_opts *opts, struct enforcer **out, char *
 /* Runs the queued steps, then removes the table unless keep_rules_on_exit. */
 void enforcer_free(struct enforcer *e);
 
-/* A flagged flow. Returns 0, or the negative errno of step 1. */
+/*
+ * A flagged flow. Returns 0, or the negative errno of step 1 (e.g. the
+ * blocked map is full); steps 2-3 are queued even then, so the connection
+ * is still cut, only a batch interval later and without the kernel drop.
+ */
 int enforcer_block(struct enforcer *e, const struct rw_flow_key *k, struct enforce_result *res);
 
 /*

@@ -414,6 +414,29 @@ static void test_send_after_block(void **state)
 	close(map);
 }
 
+/* A full blocked map: no kernel drop for the flow, but nft and the
+ * destroy still take it. */
+static void test_map_full(void **state)
+{
+	int map = make_map(1);
+	struct enforcer *e = new_enforcer(RW_MODE_ENFORCE, map, false);
+	struct rw_flow_key a, b;
+	assert_int_equal(flow_key_from_strings(&a, "198.51.100.1", 40001, "198.51.100.2", 25), 0);
+	assert_int_equal(flow_key_from_strings(&b, "198.51.100.1", 40002, "198.51.100.2", 25), 0);
+	struct enforce_result res;
+	assert_int_equal(enforcer_block(e, &a, &res), 0);
+	assert_int_equal(enforcer_block(e, &b, &res), -E2BIG);
+	assert_int_equal(res.map_err, -E2BIG);
+	assert_false(res.blocked);
+	assert_int_equal(enforcer_flush(e, true), 0);
+	struct set_elem el[4];
+	assert_int_equal(list_set(RWNFT_SET4, el, 4), 2);
+	assert_true(elem_matches(&el[0], &a) || elem_matches(&el[1], &a));
+	assert_true(elem_matches(&el[0], &b) || elem_matches(&el[1], &b));
+	enforcer_free(e);
+	close(map);
+}
+
 /* keep_rules_on_exit leaves the table; the next start replaces it (with
  * whatever was added to it) by a fresh one. */
 static void test_keep_and_replace_stale(void **state)
@@ -569,6 +592,7 @@ int main(void)
 		cmocka_unit_test(test_block_worker),
 		cmocka_unit_test(test_send_after_block),
 		cmocka_unit_test(test_block_v4_mapped_socket),
+		cmocka_unit_test(test_map_full),
 		cmocka_unit_test(test_keep_and_replace_stale),
 		cmocka_unit_test(test_monitor_touches_nothing),
 		cmocka_unit_test(test_burst),

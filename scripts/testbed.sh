@@ -39,7 +39,9 @@
 #   TB_MIN_BACKOFF (default 30s), TB_MAX_BACKOFF (60s), TB_QUEUE_RUN_DELAY
 #   (30s): Postfix retry timers; TB_SMTP_TLS_LEVEL (none): the relay's
 #   smtp_tls_security_level (the sinks offer STARTTLS with a self-signed
-#   certificate made at `up`).
+#   certificate made at `up`); TB_MX_RTT_MS (0): the exchangers answer
+#   this many milliseconds after the relay's bytes arrive, standing in for
+#   the round trip to a remote server (veth between namespaces has none).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -135,6 +137,7 @@ start_sink() { # NS ROLE IP4 IP6
 	ip netns exec "$ns" "$PY" "$SINK" --listen "$3:25" --listen "[$4]:25" \
 		--store "$store" --hostname "$role.rw-tb.test" \
 		--tls-cert "$TB_TLS_CERT" --tls-key "$TB_TLS_KEY" \
+		--reply-delay "${TB_MX_RTT_MS:-0}e-3" \
 		--ready-file "$TB_DIR/$role.ready" >"$TB_DIR/$role.log" 2>&1 </dev/null &
 }
 

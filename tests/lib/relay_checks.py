@@ -7,7 +7,8 @@
     with a detector and a `block` event: in enforce mode with latency_us,
     in monitor mode with would_block. No legitimate recipient has either.
     Recipients listed in --leaked (one a line: the fault test's outage) are
-    exempt. Prints the block latency p50/p99/max. Exit 1 on failure.
+    exempt, and so are lookalikes whose delivery failed at connect with
+    "Connection refused" in --queue-json (no RCPT was ever sent; counted). Prints the block latency p50/p99/max. Exit 1 on failure.
 
   relay_checks.py nft --table JSON --log LOG [--log LOG] --lookalike-mx IP,...
     JSON is `nft -j list table inet rcptwall`. Every set element is a flow
@@ -38,6 +39,18 @@ def load_manifest(path):
         return [line.rstrip("\n").split("\t") for line in f if line.strip()]
 
 
+def refused_at_connect(path):
+    """Queued recipients whose delivery failed at connect time."""
+    out = set()
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                for r in json.loads(line).get("recipients", []):
+                    if "Connection refused" in r.get("delay_reason", ""):
+                        out.add(r["address"])
+    return out
+
+
 def percentile(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
@@ -50,6 +63,8 @@ def cmd_events(args):
     if args.leaked:
         with open(args.leaked) as f:
             leaked = {l.strip() for l in f if l.strip()}
+    refused = refused_at_connect(args.queue_json) if args.queue_json else set()
+    n_refused = 0
     flags, blocks = {}, {}
     for ev in events:
         if ev.get("event") == "flag":
@@ -63,6 +78,11 @@ def cmd_events(args):
                 failures.append("legitimate %s was flagged or blocked" % rcpt)
             continue
         if rcpt in leaked:
+            continue
+        if rcpt in refused:
+            # Never sent: its connection was refused at the SYN by a set
+            # element of an earlier blocked flow with the same ports.
+            n_refused += 1
             continue
         f = [e for e in flags.get(rcpt, []) if e.get("detector") and e.get("mode") == args.mode]
         if not f:
@@ -80,6 +100,9 @@ def cmd_events(args):
             failures.append("no %s block event for %s (have %s)" % (args.mode, rcpt, b))
         elif good[0].get("domain") != dom:
             failures.append("block event for %s names domain %r" % (rcpt, good[0].get("domain")))
+    if n_refused:
+        print("  %d lookalike recipients deferred with 'Connection refused' (no RCPT sent): "
+              "4-tuple reuse of a blocked flow still in the nft set" % n_refused)
     if latencies:
         print("  block latency us: p50 %d p99 %d max %d over %d blocks" % (
             percentile(latencies, 0.5), percentile(latencies, 0.99), max(latencies), len(latencies)))
@@ -152,6 +175,7 @@ def main(argv):
     e.add_argument("--mode", choices=("enforce", "monitor"), required=True)
     e.add_argument("--log", action="append", required=True)
     e.add_argument("--leaked")
+    e.add_argument("--queue-json", help="postqueue -j: lookalikes refused at connect are exempt")
     n = sub.add_parser("nft")
     n.add_argument("--table", required=True)
     n.add_argument("--log", action="append", required=True)

@@ -19,7 +19,7 @@
     Checks every manifest recipient: a domain in --defer must be deferred in
     the relay's queue with a reason, never stored by a sink, no sink
     transaction that carried it may have received a content byte, and its
-    token may not appear in any byte a sink received. Every other recipient
+    token may not appear in any byte of a connection that carried it. Every other recipient
     must be stored by a sink once and be out of the queue. With
     --leak-window, a --defer recipient that reached a sink is tolerated (and
     counted as leaked, listed in --leaked-out) when the sink saw its RCPT
@@ -130,9 +130,20 @@ def load_sink(store):
                 sink.setdefault("finished", set()).add(key)
             elif ev["event"] == "close":
                 sink["closes"][ev["conn"]] = ev
-    sink["raw"] = b"".join(open(p, "rb").read()
-                           for p in glob.glob(os.path.join(store, "conn-*", "raw.bin")))
+    sink["raw"] = {}
+    for path in glob.glob(os.path.join(store, "conn-*", "raw.bin")):
+        conn = int(os.path.basename(os.path.dirname(path))[5:])
+        with open(path, "rb") as f:
+            sink["raw"][conn] = f.read()
     return sink
+
+
+def token_in_connections(sink, rcpt, token):
+    """True when the token is in the bytes of a connection that carried rcpt.
+    (Another recipient's copy of the same message may legitimately carry it
+    elsewhere.)"""
+    conns = {conn for (conn, _), rcpts in sink["txns"].items() if rcpt in rcpts}
+    return any(token.encode() in sink["raw"].get(c, b"") for c in conns)
 
 
 def load_queue(maillog, queue_json):
@@ -181,7 +192,7 @@ def judge(row, sinks, queued, defer, window):
             return "delivered", None
         return "failed", "legitimate %s: %d copies delivered, %s" % (
             rcpt, copies, "queued: " + queued[rcpt] if in_queue else "not queued")
-    leaked_bytes = any(token.encode() in s["raw"] for s in sinks) or \
+    leaked_bytes = any(token_in_connections(s, rcpt, token) for s in sinks) or \
         any(content_reached_sink(s, rcpt) for s in sinks)
     if copies == 0 and not leaked_bytes:
         if in_queue and queued[rcpt]:

@@ -195,6 +195,7 @@ class Session:
         self.buf = bytearray()
         self.greeted = False
         self.chunks = None  # BDAT content collected so far, None outside BDAT
+        self.last_input = time.monotonic()  # when the latest client bytes came in
 
     # ---- input -------------------------------------------------------
 
@@ -209,6 +210,7 @@ class Session:
             raise ClientGone("error")
         if not data:
             raise ClientGone("eof")
+        self.last_input = time.monotonic()
         self.conn.raw.write(data)
         self.conn.bytes_in += len(data)
         self.buf += data
@@ -237,6 +239,13 @@ class Session:
     # ---- output ------------------------------------------------------
 
     async def reply(self, *lines):
+        if self.cfg.reply_delay:
+            # A reply leaves reply_delay after the bytes it answers came in:
+            # the round trip to a remote server. Replies to one pipelined
+            # group go out together, as they would over a real network.
+            wait = self.last_input + self.cfg.reply_delay - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
         out = b"".join(
             ("%s%s%s\r\n" % (l[:3], "-" if i < len(lines) - 1 else " ", l[4:])).encode()
             for i, l in enumerate(lines))
@@ -415,6 +424,7 @@ class Config:
         self.hostname = args.hostname
         self.timeout = args.timeout
         self.max_size = args.max_size
+        self.reply_delay = args.reply_delay
         self.disabled = {e.upper() for e in args.disable}
         self.tls = None
         if args.tls_cert:
@@ -472,6 +482,9 @@ def parse_args(argv):
     p.add_argument("--max-size", type=int, default=64 << 20, help="SIZE limit in bytes")
     p.add_argument("--timeout", type=float, default=300, help="idle seconds before hanging up")
     p.add_argument("--ready-file", help="written once every listener is bound")
+    p.add_argument("--reply-delay", type=float, default=0, metavar="SECONDS",
+                   help="answer this long after the client's bytes arrived, standing in "
+                   "for the round trip to a remote server (default 0)")
     args = p.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         p.error("--tls-cert and --tls-key go together")

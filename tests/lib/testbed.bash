@@ -25,6 +25,10 @@ tb_cleanup() {
 		tail -n 25 "$TB_DIR/postfix/maillog" 2>/dev/null || true
 		declare -F tb_on_failure >/dev/null && tb_on_failure
 	fi
+	if [ "$rc" -ne 0 ] && [ "${TB_KEEP_ON_FAILURE:-0}" = 1 ]; then
+		echo "--- TB_KEEP_ON_FAILURE=1: left up for inspection; then: $TESTBED down $TB_DIR"
+		exit "$rc"
+	fi
 	if [ -n "${TB_DIR:-}" ] && [ -f "$TB_DIR/testbed.env" ]; then
 		"$TESTBED" down "$TB_DIR" || rc=1
 	fi

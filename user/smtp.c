@@ -54,6 +54,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "flow.h"
 #include "reasm.h"
@@ -107,6 +110,7 @@ struct smtp_stream {
 	uint8_t *line;          /* SMTP_LINE_MAX bytes while a line spans segments */
 	char *mail_from;        /* the transaction's MAIL FROM argument, NUL-terminated */
 	uint16_t mail_from_len;
+	uint64_t txn;           /* parser-wide id of the current transaction */
 };
 
 struct smtp_parser {
@@ -117,9 +121,12 @@ struct smtp_parser {
 	struct smtp_flow *feeding;  /* flow being fed (not evictable, ends deferred) */
 	struct smtp_stats st;
 	size_t mem;
-	struct smtp_event ev;       /* scratch: events are large */
-	struct smtp_mailbox box;    /* scratch for path parsing */
-	struct smtp_mailbox from;   /* scratch: the RCPT's transaction sender */
+	struct smtp_event ev;       /* scratch for MAIL/RCPT: paths parse into it */
+	struct smtp_event aev;      /* scratch for every other event */
+	struct smtp_mailbox from;   /* the RCPT's transaction sender, parsed once */
+	const struct smtp_stream *from_stream; /* whose transaction `from` holds */
+	uint64_t from_txn;
+	uint64_t next_txn;
 };
 
 /* What the bytes being processed belong to. */
@@ -163,7 +170,7 @@ static void stream_input(struct feed_ctx *c, struct reasm_piece *pc);
 
 static struct smtp_event *ev_begin(struct feed_ctx *c, enum smtp_event_kind kind, uint32_t seq)
 {
-	struct smtp_event *ev = &c->p->ev;
+	struct smtp_event *ev = kind == SMTP_EV_MAIL || kind == SMTP_EV_RCPT ? &c->p->ev : &c->p->aev;
 	ev->kind = kind;
 	ev->flow = &c->f->key;
 	ev->source = c->s ? c->s->source : RW_SRC_TC;
@@ -173,15 +180,14 @@ static struct smtp_event *ev_begin(struct feed_ctx *c, enum smtp_event_kind kind
 	return ev;
 }
 
-static void ev_emit(struct feed_ctx *c)
+static void ev_emit(struct feed_ctx *c, const struct smtp_event *ev)
 {
-	c->p->cb(&c->p->ev, c->p->ctx);
+	c->p->cb(ev, c->p->ctx);
 }
 
 static void emit_simple(struct feed_ctx *c, enum smtp_event_kind kind, uint32_t seq)
 {
-	ev_begin(c, kind, seq);
-	ev_emit(c);
+	ev_emit(c, ev_begin(c, kind, seq));
 }
 
 static void emit_anomaly(struct feed_ctx *c, enum smtp_anomaly code, uint32_t seq,
@@ -196,7 +202,7 @@ static void emit_anomaly(struct feed_ctx *c, enum smtp_anomaly code, uint32_t se
 	if (bytes)
 		smtp_escape(bytes, len, ev->u.anomaly.detail + n, sizeof(ev->u.anomaly.detail) - n);
 	c->p->st.anomalies++;
-	ev_emit(c);
+	ev_emit(c, ev);
 }
 
 static void emit_phase(struct feed_ctx *c, enum rw_phase phase, uint32_t seq, uint32_t bdat_end)
@@ -204,7 +210,7 @@ static void emit_phase(struct feed_ctx *c, enum rw_phase phase, uint32_t seq, ui
 	struct smtp_event *ev = ev_begin(c, SMTP_EV_PHASE, seq);
 	ev->u.phase.phase = (uint8_t)phase;
 	ev->u.phase.bdat_end_seq = bdat_end;
-	ev_emit(c);
+	ev_emit(c, ev);
 }
 
 /* ---- memory ----------------------------------------------------------------- */
@@ -395,13 +401,31 @@ static bool path_anomalies(struct feed_ctx *c, const struct smtp_mailbox *b, uin
 	return true;
 }
 
+/* The path was parsed into ev.u.mailbox (anomalies use the other scratch event). */
 static void emit_mailbox(struct feed_ctx *c, enum smtp_event_kind kind, uint32_t seq,
 			 const struct smtp_mailbox *from)
 {
 	struct smtp_event *ev = ev_begin(c, kind, seq);
-	memcpy(&ev->u.mailbox, &c->p->box, sizeof(ev->u.mailbox));
 	ev->mail_from = from;
-	ev_emit(c);
+	ev_emit(c, ev);
+}
+
+/* The transaction's sender, parsed once per transaction, not once per RCPT. */
+static const struct smtp_mailbox *transaction_sender(struct feed_ctx *c)
+{
+	struct smtp_parser *p = c->p;
+	struct smtp_stream *s = c->s;
+	if (!s->mail_from)
+		return NULL;
+	if (p->from_stream == s && p->from_txn == s->txn)
+		return &p->from;
+	p->from_stream = NULL;
+	if (smtp_path_parse((const uint8_t *)s->mail_from, s->mail_from_len, true, &p->from) !=
+	    SMTP_PATH_OK)
+		return NULL;
+	p->from_stream = s;
+	p->from_txn = s->txn;
+	return &p->from;
 }
 
 static void cmd_mail(struct feed_ctx *c, const uint8_t *l, size_t len, uint32_t seq)
@@ -413,8 +437,9 @@ static void cmd_mail(struct feed_ctx *c, const uint8_t *l, size_t len, uint32_t 
 		return;
 	}
 	transaction_reset(c->p, s);
-	enum smtp_path_result r = smtp_path_parse(l + a, len - a, true, &c->p->box);
-	if (!path_anomalies(c, &c->p->box, seq, r, l + a, len - a))
+	struct smtp_mailbox *box = &c->p->ev.u.mailbox;
+	enum smtp_path_result r = smtp_path_parse(l + a, len - a, true, box);
+	if (!path_anomalies(c, box, seq, r, l + a, len - a))
 		return;
 	s->mail_from = mem_alloc(c->p, len - a + 1);
 	if (s->mail_from) {
@@ -423,6 +448,7 @@ static void cmd_mail(struct feed_ctx *c, const uint8_t *l, size_t len, uint32_t 
 		s->mail_from_len = (uint16_t)(len - a);
 	}
 	s->have_mail = true;
+	s->txn = ++c->p->next_txn;
 	emit_mailbox(c, SMTP_EV_MAIL, seq, NULL);
 }
 
@@ -434,16 +460,15 @@ static void cmd_rcpt(struct feed_ctx *c, const uint8_t *l, size_t len, uint32_t 
 		emit_anomaly(c, SMTP_AN_BAD_PATH, seq, "no TO: ", l, len);
 		return;
 	}
-	enum smtp_path_result r = smtp_path_parse(l + a, len - a, false, &c->p->box);
-	if (!path_anomalies(c, &c->p->box, seq, r, l + a, len - a))
+	struct smtp_mailbox *box = &c->p->ev.u.mailbox;
+	enum smtp_path_result r = smtp_path_parse(l + a, len - a, false, box);
+	if (!path_anomalies(c, box, seq, r, l + a, len - a))
 		return;
 	const struct smtp_mailbox *from = NULL;
 	if (!s->have_mail)
 		emit_anomaly(c, SMTP_AN_RCPT_WITHOUT_MAIL, seq, NULL, l, len);
-	else if (s->mail_from &&
-		 smtp_path_parse((const uint8_t *)s->mail_from, s->mail_from_len, true,
-				 &c->p->from) == SMTP_PATH_OK)
-		from = &c->p->from;
+	else
+		from = transaction_sender(c);
 	c->p->st.recipients++;
 	emit_mailbox(c, SMTP_EV_RCPT, seq, from);
 }
@@ -706,38 +731,100 @@ static uint8_t back(const struct smtp_stream *s, const uint8_t *d, size_t i, siz
 }
 
 /*
- * DATA content: memchr for '.', and only at a dot check the bytes around
- * it. Returns bytes consumed: all of d, or up to the end of the terminator.
+ * Index k >= max(from, 1) of the first '.' right after a '\n' in d, or len.
+ * This is the whole cost of skipping a DATA body: with SSE2, 64 bytes per
+ * step as two bitmasks (LF positions shifted by one AND dot positions);
+ * otherwise memchr for the dot. A dot at index 0 needs the previous piece
+ * and is the caller's.
+ */
+#if defined(__SSE2__)
+/* Bit i set where p[i] == ch, for 64 bytes. */
+static inline uint64_t mask64(const uint8_t *p, __m128i ch)
+{
+	uint64_t m = 0;
+	for (int b = 0; b < 4; b++) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * b));
+		m |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, ch)) << (16 * b);
+	}
+	return m;
+}
+#endif
+
+static size_t find_line_dot(const uint8_t *d, size_t len, size_t from)
+{
+	size_t j = from ? from - 1 : 0; /* looking at pairs (j, j + 1) */
+#if defined(__SSE2__)
+	const __m128i lf = _mm_set1_epi8('\n'), dot = _mm_set1_epi8('.');
+	uint64_t carry = 0; /* an LF in the last byte of the previous block */
+	while (j + 64 <= len) {
+		uint64_t l = mask64(d + j, lf), t = mask64(d + j, dot);
+		/* a dot at j itself is no candidate in the first block (carry 0) */
+		uint64_t hit = ((l << 1) | carry) & t;
+		if (hit)
+			return j + (size_t)__builtin_ctzll(hit);
+		carry = l >> 63;
+		j += 64;
+	}
+	if (carry && j < len && d[j] == '.')
+		return j;
+	for (; j + 1 < len; j++)
+		if (d[j] == '\n' && d[j + 1] == '.')
+			return j + 1;
+	return len;
+#else
+	while (j + 1 < len) {
+		const uint8_t *q = memchr(d + j + 1, '.', len - j - 1);
+		if (!q)
+			return len;
+		size_t k = (size_t)(q - d);
+		if (d[k - 1] == '\n')
+			return k;
+		j = k;
+	}
+	return len;
+#endif
+}
+
+/* Resolves a pending "<LF>." candidate with the bytes from i on. */
+static bool resolve_dot(struct feed_ctx *c, const uint8_t *d, size_t len, size_t *i,
+			uint32_t seq)
+{
+	while (*i < len && c->s->dot != DOT_NONE) {
+		size_t at = (*i)++;
+		if (dot_step(c, d[at], seq + (uint32_t)(at + 1)))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * DATA content: only "<LF>." positions are looked at, and then the bytes
+ * around them. Returns bytes consumed: all of d, or up to the end of the
+ * terminator.
  */
 static size_t consume_content(struct feed_ctx *c, const uint8_t *d, size_t len, uint32_t seq)
 {
 	struct smtp_stream *s = c->s;
 	size_t i = 0;
 
-	while (i < len && s->dot != DOT_NONE) {
-		if (dot_step(c, d[i], seq + (uint32_t)(i + 1))) {
-			content_end(c, seq + (uint32_t)(i + 1));
-			return i + 1;
-		}
-		i++;
+	if (s->dot == DOT_NONE && d[0] == '.' && s->hist[1] == '\n') {
+		s->dot = DOT_SEEN;
+		s->dot_crlf = s->hist[0] == '\r';
+		i = 1;
 	}
-	while (i < len) {
-		const uint8_t *dot = memchr(d + i, '.', len - i);
-		if (!dot)
+	for (;;) {
+		if (resolve_dot(c, d, len, &i, seq)) {
+			content_end(c, seq + (uint32_t)i);
+			return i;
+		}
+		if (i >= len)
 			break;
-		size_t k = (size_t)(dot - d);
-		i = k + 1;
-		if (back(s, d, k, 1) != '\n')
-			continue;
+		size_t k = find_line_dot(d, len, i);
+		if (k >= len)
+			break;
 		s->dot = DOT_SEEN;
 		s->dot_crlf = back(s, d, k, 2) == '\r';
-		while (i < len && s->dot != DOT_NONE) {
-			if (dot_step(c, d[i], seq + (uint32_t)(i + 1))) {
-				content_end(c, seq + (uint32_t)(i + 1));
-				return i + 1;
-			}
-			i++;
-		}
+		i = k + 1;
 	}
 	hist_update(s, d, len);
 	return len;
@@ -1046,6 +1133,8 @@ static void stream_free(struct smtp_parser *p, struct smtp_stream *s)
 {
 	if (!s)
 		return;
+	if (p->from_stream == s)
+		p->from_stream = NULL;
 	line_reset(p, s);
 	transaction_reset(p, s);
 	p->mem -= reasm_clear(&s->rs);

@@ -7,7 +7,9 @@
 # Sourced by scripts/vmtest.sh (bash; needs common.sh and kernel.sh).
 
 VM_DIR=${VM_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
-VM_TOOLS=(/bin/busybox /usr/sbin/ip /usr/sbin/tc)
+# ldconfig (static) because rcptwall finds the TLS libraries with
+# `ldconfig -p`, as on a real host.
+VM_TOOLS=(/bin/busybox /usr/sbin/ip /usr/sbin/tc /sbin/ldconfig)
 
 # Prints the path of the base archive for MODDIR (empty: no modules, the
 # kernel has what the tests need built in), building it when not cached.
@@ -28,6 +30,7 @@ vm_base_initramfs() { # CACHE MODDIR
 	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,root,etc,lib/modules/vmtest}
 	for t in "${VM_TOOLS[@]}"; do vm_copy_with_libs "$root" "$t"; done
 	install -m 0755 "$VM_DIR/init" "$root/init"
+	echo vmtest >"$root/etc/hostname"
 	if [ -n "$moddir" ]; then
 		vm_collect_modules "$moddir" "$VM_DIR/modules.list" "$root/lib/modules/vmtest" ||
 			{ rm -rf "$root"; vm_die "resolving modules in $moddir"; }
@@ -68,7 +71,15 @@ vm_project_initramfs() { # SRCDIR BUILD STAGE OUT
 	done <"$top/bpf-tests.list"
 	cp "$src"/tests/vm/*.sh "$top/vm/"
 	# libpsl reads the public suffix list from here when it is installed.
-	[ -d /usr/share/publicsuffix ] && mkdir -p "$stage/usr/share" &&
+	if [ -d /usr/share/publicsuffix ]; then
+		mkdir -p "$stage/usr/share"
 		cp -r /usr/share/publicsuffix "$stage/usr/share/"
+	fi
+	# The guest's /etc/ld.so.cache, listing the libraries staged here, for
+	# `ldconfig -p` (the base part only adds libraries of ip and tc).
+	mkdir -p "$stage/etc/ld.so.conf.d"
+	echo 'include /etc/ld.so.conf.d/*.conf' >"$stage/etc/ld.so.conf"
+	printf '/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n' >"$stage/etc/ld.so.conf.d/multiarch.conf"
+	ldconfig -r "$stage" || vm_die "ldconfig -r $stage failed"
 	vm_pack_cpio "$stage" "$out"
 }

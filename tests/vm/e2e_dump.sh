@@ -66,10 +66,13 @@ ip -n "$nss" addr add 2001:db8:25::2/64 dev vs nodad
 ip -n "$nsc" link set vc up || fail "link vc up"
 ip -n "$nss" link set vs up || fail "link vs up"
 
-ip netns exec "$nss" busybox nc -ll -p 25 -e busybox sh "$here/smtp_server.sh" &
+# Background commands by path, not through the ip() function: a function
+# would run in a forked shell and $! would be that shell, not rcptwall,
+# so SIGINT would never reach rcptwall. `ip netns exec` execs its command.
+/usr/sbin/ip netns exec "$nss" busybox nc -ll -p 25 -e busybox sh "$here/smtp_server.sh" &
 srv_pid=$!
 
-ip netns exec "$nsc" "$rcptwall" run --dump --iface vc >"$work/dump.out" 2>&1 &
+/usr/sbin/ip netns exec "$nsc" "$rcptwall" run --dump --iface vc >"$work/dump.out" 2>&1 &
 rw_pid=$!
 
 attached() {

@@ -371,7 +371,7 @@ cmd_status() {
 	sink_summary mxa
 	sink_summary mxb
 	echo "rcptwall on $TB_RELAY_IF:"
-	echo "  tc egress filters: $(ip netns exec "$TB_NS_RELAY" tc filter show dev "$TB_RELAY_IF" egress 2>/dev/null | grep -c 'bpf' || true)"
+	echo "  tc egress filters: $(ip netns exec "$TB_NS_RELAY" tc filter show dev "$TB_RELAY_IF" egress 2>/dev/null | grep -c "bpf.*handle" || true)"
 	if ip netns exec "$TB_NS_RELAY" nft list table inet rcptwall >/dev/null 2>&1; then
 		echo "  nft table inet rcptwall: present"
 	else

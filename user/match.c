@@ -235,14 +235,41 @@ static bool edit1_candidate(struct query *q, uint32_t v)
 	return false;
 }
 
-static bool lookup_edit(struct query *q, uint64_t h, size_t n, unsigned tag,
+/* Keys of a label and its 1-deletions (and 2-deletions when two) for
+ * tag, written into keys; returns how many. */
+#define EDIT_KEYS_MAX ((EDIT_LABEL_MAX * (EDIT_LABEL_MAX - 1)) / 2 + EDIT_LABEL_MAX + 1)
+
+static size_t deletion_keys(const struct query *q, unsigned tag, bool two, uint64_t *keys)
+{
+	size_t n = q->label_len, r = q->d.reg_off, nk = 0;
+	uint64_t P[EDIT_LABEL_MAX + 1], s = q->suffix_hash;
+	for (size_t i = 0; i <= n; i++)
+		P[i] = match_sub_hash(q->m, q->P, r, r + i);
+	keys[nk++] = mh_key(P[n], n, tag, s);
+	for (size_t j = 0; j < n; j++) {
+		keys[nk++] = mh_key(match_del1_hash(q->m, P, n, j), n - 1, tag, s);
+		for (size_t k = j + 1; two && k < n; k++)
+			keys[nk++] = mh_key(match_del2_hash(q->m, P, n, j, k), n - 2, tag, s);
+	}
+	return nk;
+}
+
+/* All keys are computed first, then tested against the filter in one tight
+ * loop: the filter reads do not depend on each other, so the CPU overlaps
+ * their cache misses instead of waiting for each in turn. */
+static bool lookup_keys(struct query *q, const uint64_t *keys, size_t nk,
 			bool (*candidate)(struct query *, uint32_t))
 {
-	struct mh_iter it;
-	uint32_t v;
-	for (mh_find(&q->m->idx, mh_key(h, n, tag, q->suffix_hash), &it); mh_next(&it, &v);)
-		if (candidate(q, v))
-			return true;
+	const struct mh_table *t = &q->m->idx;
+	for (size_t i = 0; i < nk; i++) {
+		if (!mh_maybe(t, keys[i]))
+			continue;
+		struct mh_iter it;
+		uint32_t v;
+		for (mh_find(t, keys[i], &it); mh_next(&it, &v);)
+			if (candidate(q, v))
+				return true;
+	}
 	return false;
 }
 
@@ -250,18 +277,11 @@ static bool lookup_edit(struct query *q, uint64_t h, size_t n, unsigned tag,
  * neighbours, ...): the label and its 1-deletions against TAG_DEL1. */
 static bool det_edit1(struct query *q)
 {
-	size_t n = q->label_len, r = q->d.reg_off;
-	uint64_t P[EDIT_LABEL_MAX + 1];
-	if (!q->label_ascii || n > EDIT_LABEL_MAX)
+	uint64_t keys[EDIT_LABEL_MAX + 1];
+	if (!q->label_ascii || q->label_len > EDIT_LABEL_MAX)
 		return false;
-	for (size_t i = 0; i <= n; i++)
-		P[i] = match_sub_hash(q->m, q->P, r, r + i);
-	if (lookup_edit(q, P[n], n, TAG_DEL1, edit1_candidate))
-		return true;
-	for (size_t k = 0; k < n; k++)
-		if (lookup_edit(q, match_del1_hash(q->m, P, n, k), n - 1, TAG_DEL1, edit1_candidate))
-			return true;
-	return false;
+	size_t nk = deletion_keys(q, TAG_DEL1, false, keys);
+	return lookup_keys(q, keys, nk, edit1_candidate);
 }
 
 /* раураl.com, g00gle.com: same confusable fold, same suffix. */
@@ -345,26 +365,19 @@ static bool edit2_candidate(struct query *q, uint32_t v)
  * 2-deletions against TAG_DEL2 (which holds only long labels). */
 static bool det_edit2(struct query *q)
 {
-	size_t n = q->label_len, r = q->d.reg_off;
+	size_t n = q->label_len;
 	if (!q->label_ascii || n > EDIT_LABEL_MAX || n < MATCH_DL2_MIN_LABEL)
 		return false;
-	uint64_t near = (q->m->del2_lengths >> (n - 2)) & 0x1f; /* lengths n-2 .. n+2 */
-	if (!near)
+	struct mh_iter it;
+	uint32_t v;
+	uint64_t mask = 0;
+	for (mh_find(&q->m->idx, mh_key(q->suffix_hash, 0, TAG_DEL2LEN, 0), &it); mh_next(&it, &v);)
+		mask |= q->m->del2_masks[v];
+	if (!((mask >> (n - 2)) & 0x1f)) /* no long label of length n-2 .. n+2 here */
 		return false;
-	uint64_t P[EDIT_LABEL_MAX + 1];
-	for (size_t i = 0; i <= n; i++)
-		P[i] = match_sub_hash(q->m, q->P, r, r + i);
-	if (lookup_edit(q, P[n], n, TAG_DEL2, edit2_candidate))
-		return true;
-	for (size_t j = 0; j < n; j++) {
-		if (lookup_edit(q, match_del1_hash(q->m, P, n, j), n - 1, TAG_DEL2, edit2_candidate))
-			return true;
-		for (size_t k = j + 1; k < n; k++)
-			if (lookup_edit(q, match_del2_hash(q->m, P, n, j, k), n - 2, TAG_DEL2,
-					edit2_candidate))
-				return true;
-	}
-	return false;
+	uint64_t keys[EDIT_KEYS_MAX];
+	size_t nk = deletion_keys(q, TAG_DEL2, true, keys);
+	return lookup_keys(q, keys, nk, edit2_candidate);
 }
 
 static bool run_detectors(struct query *q)

@@ -115,6 +115,27 @@ static int index_suffix_typos(struct matcher *m, uint32_t id, const char *s, siz
 	return rc;
 }
 
+static int note_del2_length(struct matcher *m, uint64_t scope, size_t n)
+{
+	uint64_t key = mh_key(scope, 0, TAG_DEL2LEN, 0);
+	struct mh_iter it;
+	uint32_t v;
+	for (mh_find(&m->idx, key, &it); mh_next(&it, &v);) {
+		m->del2_masks[v] |= 1ULL << n;
+		return 0; /* one mask per suffix hash: a collision only widens it */
+	}
+	if (m->ndel2_masks == m->del2_masks_cap) {
+		size_t cap = m->del2_masks_cap ? m->del2_masks_cap * 2 : 16;
+		uint64_t *a = realloc(m->del2_masks, cap * sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		m->del2_masks = a;
+		m->del2_masks_cap = cap;
+	}
+	m->del2_masks[m->ndel2_masks] = 1ULL << n;
+	return mh_insert(&m->idx, key, (uint32_t)m->ndel2_masks++);
+}
+
 /* The label and all its 1-deletions (TAG_DEL1); for long labels also the
  * 2-deletions (TAG_DEL2). Symmetric deletion: two labels within distance d
  * share a string obtained by deleting at most d characters from each. */
@@ -127,7 +148,9 @@ static int index_deletions(struct matcher *m, uint32_t id, const char *l, size_t
 		rc = mh_insert(&m->idx, mh_key(match_del1_hash(m, P, n, k), n - 1, TAG_DEL1, scope), id);
 	if (rc < 0 || n < MATCH_DL2_MIN_LABEL)
 		return rc;
-	m->del2_lengths |= 1ULL << n;
+	rc = note_del2_length(m, scope, n);
+	if (rc < 0)
+		return rc;
 	rc = mh_insert(&m->idx, mh_key(P[n], n, TAG_DEL2, scope), id);
 	for (size_t k = 0; rc == 0 && k < n; k++)
 		rc = mh_insert(&m->idx, mh_key(match_del1_hash(m, P, n, k), n - 1, TAG_DEL2, scope), id);
@@ -313,6 +336,7 @@ void matcher_free(struct matcher *m)
 	free(m->allow);
 	free(m->block);
 	free(m->arena);
+	free(m->del2_masks);
 	free(m);
 }
 
@@ -322,6 +346,6 @@ void matcher_info(const struct matcher *m, struct matcher_info *out)
 	out->allow_entries = m->nallow;
 	out->block_entries = m->nblock;
 	out->mem_bytes = sizeof(*m) + mh_mem_bytes(&m->idx) + m->arena_cap +
-			 m->prot_cap * sizeof(*m->prot) +
+			 m->prot_cap * sizeof(*m->prot) + m->del2_masks_cap * sizeof(uint64_t) +
 			 (m->nallow + m->nblock + 2) * sizeof(struct list_entry);
 }

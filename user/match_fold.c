@@ -149,23 +149,22 @@ static int skeleton_latin(const struct fold_ctx *ctx, const char *label, size_t 
 }
 
 /* One representative per class of ASCII characters that pass for each
- * other in a domain name. */
+ * other in a domain name (0 in the table: the character stands for itself,
+ * uppercase aside). A table, not a switch: this runs on every recipient. */
+static const char class_table[256] = {
+	['0'] = 'o', ['1'] = 'l', ['i'] = 'l', ['|'] = 'l', ['I'] = 'l',
+	['n'] = 'm', ['r'] = 'm', ['N'] = 'm', ['R'] = 'm', ['M'] = 'm',
+	['d'] = 'b', ['D'] = 'b', ['B'] = 'b', ['e'] = 'c', ['E'] = 'c', ['C'] = 'c',
+	['q'] = 'g', ['Q'] = 'g', ['G'] = 'g', ['3'] = '8', ['9'] = '6', ['5'] = 's',
+	['S'] = 's', ['O'] = 'o', ['L'] = 'l',
+};
+
 static char ascii_class(char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		c = (char)(c + 32);
-	switch (c) {
-	case '0': return 'o';
-	case '1': case 'i': case '|': return 'l';
-	case 'n': case 'r': return 'm';
-	case 'd': return 'b';
-	case 'e': return 'c';
-	case 'q': return 'g';
-	case '3': return '8';
-	case '9': return '6';
-	case '5': return 's';
-	default: return c;
-	}
+	char t = class_table[(unsigned char)c];
+	if (t)
+		return t;
+	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 }
 
 /* Pairs (after ascii_class) that read as one letter: vv -> w, cl/bl/lb ->

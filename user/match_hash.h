@@ -67,6 +67,13 @@ static inline void mh_find(const struct mh_table *t, uint64_t key, struct mh_ite
 	it->done = !(t->filter[fb >> 6] & (1ULL << (fb & 63)));
 }
 
+/* May key be in the table? (the filter alone: false means surely not) */
+static inline bool mh_maybe(const struct mh_table *t, uint64_t key)
+{
+	size_t fb = (key >> 20) & (t->filter_bits - 1);
+	return (t->filter[fb >> 6] >> (fb & 63)) & 1;
+}
+
 static inline bool mh_next(struct mh_iter *it, uint32_t *value)
 {
 	if (it->done)

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -340,6 +341,7 @@ static int run_setup_pipeline(struct run_state *s, const struct loader_maps *map
 			.keep_rules_on_exit = s->cfg.keep_rules_on_exit,
 			.flush_interval_ms = s->cfg.flush_interval_ms,
 			.batch_size = s->cfg.batch_size,
+			.worker_thread = s->cfg.worker_thread,
 		};
 		rc = enforcer_new(&eo, &s->enf, err, errlen);
 	}
@@ -363,6 +365,21 @@ static int run_setup_pipeline(struct run_state *s, const struct loader_maps *map
 	}
 	matcher_free(m);
 	return rc;
+}
+
+/*
+ * Real-time priority for this thread only (the enforcer's worker already
+ * runs and keeps its ordinary priority): the race against the message
+ * body is lost if the loop waits behind busy processes for a CPU.
+ */
+static void run_set_realtime(const struct run_state *s)
+{
+	if (!s->cfg.realtime || !s->pipe)
+		return;
+	struct sched_param sp = { .sched_priority = 10 };
+	if (sched_setscheduler(0, SCHED_FIFO, &sp))
+		fprintf(stderr, "rcptwall run: warning: real-time priority refused (%s); "
+				"blocks may land late on a busy host\n", strerror(errno));
 }
 
 /* Builds everything in dependency order. 0, or an exit code after reporting. */
@@ -412,6 +429,7 @@ static int run_setup(struct run_state *s, const struct run_opts *o)
 		return RW_EXIT_FAILURE;
 	}
 	print_attached(s);
+	run_set_realtime(s);
 	return 0;
 }
 

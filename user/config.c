@@ -399,6 +399,14 @@ static int set_batch_size(struct rw_config *cfg, const char *v, bool append, cha
 	return err;
 }
 
+static int set_realtime(struct rw_config *cfg, const char *v, bool append, char *why,
+			size_t whylen)
+{
+	if (parse_bool(v, &cfg->realtime))
+		return fail(why, whylen, "'%.32s' is not a boolean (true/false)", v);
+	return 0;
+}
+
 static int set_worker_thread(struct rw_config *cfg, const char *v, bool append, char *why,
 			     size_t whylen)
 {
@@ -462,6 +470,7 @@ struct key_def {
 
 static const struct key_def keys[] = {
 	{ "general", "mode", set_mode, false },
+	{ "general", "realtime", set_realtime, false },
 	{ "capture", "interfaces", set_interfaces, true },
 	{ "capture", "smtp_ports", set_smtp_ports, true },
 	{ "capture", "tls_ports", set_tls_ports, true },
@@ -516,6 +525,7 @@ void config_defaults(struct rw_config *cfg)
 	cfg->flush_interval_ms = 2;
 	cfg->batch_size = 256;
 	cfg->worker_thread = true;
+	cfg->realtime = true;
 	strcpy(cfg->log_file, "-");
 	cfg->syslog = true;
 }

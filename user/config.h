@@ -40,6 +40,7 @@ enum rw_mode {
 struct rw_config {
 	/* [general] */
 	enum rw_mode mode;
+	bool realtime;              /* event loop under SCHED_FIFO: blocks land before the body */
 
 	/* [capture] */
 	char interfaces[CONFIG_MAX_IFACES][IF_NAMESIZE]; /* none: every interface that is up */

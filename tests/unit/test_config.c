@@ -69,6 +69,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.set_timeout_s, 600);
 	assert_false(cfg.keep_rules_on_exit);
 	assert_true(cfg.worker_thread);
+	assert_true(cfg.realtime);
 	assert_string_equal(cfg.log_file, "-");
 	assert_true(cfg.syslog);
 	assert_string_equal(config_mode_name(cfg.mode), "monitor");
@@ -81,6 +82,7 @@ static void test_every_key(void **state)
 		"# another comment\n"
 		"[general]\n"
 		"mode = enforce\n"
+		"realtime = off\n"
 		"[capture]\n"
 		"interfaces = eth0, ens3 veth-rw1\n"
 		"smtp_ports = 25,587,2525\n"
@@ -128,6 +130,7 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.flush_interval_ms, 5);
 	assert_int_equal(cfg.batch_size, 100);
 	assert_false(cfg.worker_thread);
+	assert_false(cfg.realtime);
 	assert_string_equal(cfg.log_file, "/var/log/rcptwall.jsonl");
 	assert_false(cfg.syslog);
 }
@@ -243,6 +246,7 @@ static void test_value_errors(void **state)
 		{ "[enforce]\nflush_interval_ms = 5000\n", "out of range" },
 		{ "[enforce]\nbatch_size = 0\n", "out of range" },
 		{ "[enforce]\nworker_thread = sometimes\n", "worker_thread: 'sometimes' is not a boolean" },
+		{ "[general]\nrealtime = maybe\n", "realtime: 'maybe' is not a boolean" },
 		{ "[log]\nfile =\n", "[log] file: empty path" },
 		{ "[log]\nsyslog = 2\n", "not a boolean" },
 	};

@@ -326,8 +326,13 @@ static size_t word_len(const uint8_t *l, size_t len)
 static enum verb verb_of(const uint8_t *l, size_t len)
 {
 	size_t n = word_len(l, len);
+	char up[8];
+	if (n < 4 || n > sizeof(up))
+		return V_UNKNOWN; /* every verb has 4 to 8 letters */
+	for (size_t i = 0; i < n; i++)
+		up[i] = (char)(l[i] >= 'a' && l[i] <= 'z' ? l[i] - 32 : l[i]);
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (strlen(verbs[i].name) == n && !strncasecmp((const char *)l, verbs[i].name, n))
+		if (strnlen(verbs[i].name, sizeof(up) + 1) == n && !memcmp(up, verbs[i].name, n))
 			return verbs[i].verb;
 	return V_UNKNOWN;
 }
@@ -738,15 +743,15 @@ static uint8_t back(const struct smtp_stream *s, const uint8_t *d, size_t i, siz
  * and is the caller's.
  */
 #if defined(__SSE2__)
-/* Bit i set where p[i] == ch, for 64 bytes. */
+/* Bit i set where p[i] == ch, for 64 bytes (written out: no loop to unroll). */
 static inline uint64_t mask64(const uint8_t *p, __m128i ch)
 {
-	uint64_t m = 0;
-	for (int b = 0; b < 4; b++) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * b));
-		m |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, ch)) << (16 * b);
-	}
-	return m;
+	const __m128i *v = (const __m128i *)(const void *)p;
+	uint64_t m0 = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(v + 0), ch));
+	uint64_t m1 = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(v + 1), ch));
+	uint64_t m2 = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(v + 2), ch));
+	uint64_t m3 = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(v + 3), ch));
+	return m0 | m1 << 16 | m2 << 32 | m3 << 48;
 }
 #endif
 

@@ -407,7 +407,7 @@ class Session:
         await self.reply("220 2.0.0 ready to start TLS")
         # RFC 3207: anything pipelined after STARTTLS must be thrown away,
         # or a man in the middle could inject commands into the TLS session.
-        discarded = len(self.buf)
+        self.conn.event("starttls", discarded_bytes=len(self.buf))
         self.buf.clear()
         try:
             await self.writer.start_tls(self.cfg.tls)
@@ -416,7 +416,6 @@ class Session:
         self.tls_on = True
         self.greeted = False
         self.conn.reset_envelope()
-        self.conn.event("starttls", discarded_bytes=discarded)
 
 
 class Config:

@@ -80,7 +80,7 @@ static __always_inline void count(__u32 idx, __u64 n)
 }
 
 /* Fills the fixed part of a record; data and len are set by the caller. */
-static __always_inline struct rw_record *record_begin(const struct egress_pkt *p, __u8 kind,
+static __always_inline struct rw_record *record_begin(const struct rw_flow_key *key, __u8 kind,
 						       __u8 flags, __u8 phase)
 {
 	__u32 zero = 0;
@@ -101,15 +101,25 @@ static __always_inline struct rw_record *record_begin(const struct egress_pkt *p
 	if (have_pid_helper)
 		r->hdr.pid = bpf_get_current_pid_tgid() >> 32;
 	r->hdr.pad = 0;
-	__builtin_memcpy(&r->hdr.flow, &p->key, sizeof(p->key));
+	__builtin_memcpy(&r->hdr.flow, key, sizeof(*key));
 	return r;
 }
 
-static __always_inline void record_send(struct rw_record *r, __u32 data_len, __u64 wakeup)
+/*
+ * A payload length known to be in [1, RW_MAX_PAYLOAD], re-derived in a
+ * register right where a helper takes it: clang may keep an earlier clamp
+ * in a 32-bit stack slot, where the 6.1 verifier forgets its range. The
+ * empty asm stops clang from reusing what it already knows.
+ */
+static __always_inline __u64 clamp_len(__u64 len)
 {
-	/* len in [0, RW_MAX_PAYLOAD]: clamp so both verifiers see the bound. */
-	if (data_len > RW_MAX_PAYLOAD)
-		data_len = RW_MAX_PAYLOAD;
+	asm volatile("" : "+r"(len));
+	return ((len - 1) & (RW_MAX_PAYLOAD - 1)) + 1;
+}
+
+/* data_len: 0 for markers (a constant), clamp_len() for payload. */
+static __always_inline void record_send(struct rw_record *r, __u64 data_len, __u64 wakeup)
+{
 	if (bpf_ringbuf_output(&rw_ring, r, sizeof(r->hdr) + data_len, wakeup))
 		count(RW_CNT_RESERVE_FAIL, 1);
 	else
@@ -120,11 +130,73 @@ static __always_inline void record_send(struct rw_record *r, __u32 data_len, __u
 static __always_inline void send_marker(const struct egress_pkt *p, __u8 kind, __u8 flags,
 					__u8 phase, __u32 seq)
 {
-	struct rw_record *r = record_begin(p, kind, flags, phase);
+	struct rw_record *r = record_begin(&p->key, kind, flags, phase);
 	if (!r)
 		return;
 	r->hdr.seq = seq;
 	record_send(r, 0, 0);
+}
+
+/*
+ * State of one send_payload() call, shared with the bpf_loop callback.
+ * Everything is copied in by value (the skb pointer aside): the callback is
+ * verified once, whatever the iteration count, which keeps the 6.1
+ * verifier well under its instruction budget (an open-coded loop of 32
+ * chunks is not).
+ */
+struct chunk_ctx {
+	struct __sk_buff *skb;
+	struct rw_flow_key key;
+	__u32 data_seq;
+	__u32 payload_off;
+	__u32 payload_len;
+	__u32 start;
+	__u32 limit;
+	__u8 flags;
+	__u8 first_flags;
+	__u8 phase;
+	__u8 truncated;
+};
+
+/* Sends chunk i of the segment; returns 1 to stop the loop. */
+static long send_chunk(__u32 i, void *data)
+{
+	struct chunk_ctx *c = data;
+	if (i >= RW_MAX_CHUNKS)
+		return 1;
+	__u32 off = c->start + i * RW_MAX_PAYLOAD;
+	if (off >= c->payload_len)
+		return 1;
+	__u32 len = c->payload_len - off;
+	if (len > RW_MAX_PAYLOAD)
+		len = RW_MAX_PAYLOAD;
+
+	bool last = off + len >= c->payload_len || i + 1 >= c->limit;
+	__u8 flags = c->flags;
+	if (i == 0)
+		flags |= c->first_flags;
+	if (last && c->truncated)
+		flags |= RW_RF_TRUNCATED;
+	struct rw_record *r = record_begin(&c->key, RW_REC_DATA, flags, c->phase);
+	if (!r)
+		return 1;
+	r->hdr.seq = c->data_seq + off;
+	r->hdr.skipped = c->start;
+	if (bpf_skb_load_bytes(c->skb, c->payload_off + off, r->data, clamp_len(len))) {
+		count(RW_CNT_UNPARSABLE, 1);
+		return 1;
+	}
+	r->hdr.len = len;
+	/* One wakeup per segment, after its last record: the consumer needs
+	 * the whole segment anyway, and a wakeup costs several microseconds
+	 * (irq_work) against well under one for a record. */
+	__u64 wakeup = BPF_RB_NO_WAKEUP;
+	if (adaptive_wakeup)
+		wakeup = 0;
+	else if (last)
+		wakeup = BPF_RB_FORCE_WAKEUP;
+	record_send(r, clamp_len(len), wakeup);
+	return last ? 1 : 0;
 }
 
 /*
@@ -141,45 +213,21 @@ static __always_inline void send_payload(struct __sk_buff *skb, const struct egr
 		limit = RW_MAX_CHUNKS;
 	__u32 total = p->payload_len - start;
 	bool truncated = total > limit * RW_MAX_PAYLOAD;
+	struct chunk_ctx c = {
+		.skb = skb,
+		.data_seq = p->data_seq,
+		.payload_off = p->payload_off,
+		.payload_len = p->payload_len,
+		.start = start,
+		.limit = limit,
+		.flags = flags,
+		.first_flags = p->first_flags,
+		.phase = phase,
+		.truncated = truncated,
+	};
+	__builtin_memcpy(&c.key, &p->key, sizeof(c.key));
 
-	for (__u32 i = 0; i < RW_MAX_CHUNKS; i++) {
-		if (i >= limit)
-			break;
-		__u32 off = start + i * RW_MAX_PAYLOAD;
-		if (off >= p->payload_len)
-			break;
-		__u32 len = p->payload_len - off;
-		if (len > RW_MAX_PAYLOAD)
-			len = RW_MAX_PAYLOAD;
-		/* len is in [1, RW_MAX_PAYLOAD]; rewrite it so the verifier
-		 * knows that range whatever clang did with the compare above. */
-		len = ((len - 1) & (RW_MAX_PAYLOAD - 1)) + 1;
-
-		struct rw_record *r = record_begin(p, RW_REC_DATA, flags, phase);
-		if (!r)
-			return;
-		r->hdr.seq = p->data_seq + off;
-		r->hdr.skipped = start;
-		if (i == 0)
-			r->hdr.flags |= p->first_flags;
-		if (truncated && i == limit - 1)
-			r->hdr.flags |= RW_RF_TRUNCATED;
-		if (bpf_skb_load_bytes(skb, p->payload_off + off, r->data, len)) {
-			count(RW_CNT_UNPARSABLE, 1);
-			return;
-		}
-		r->hdr.len = len;
-		/* One wakeup per segment, after its last record: the consumer
-		 * needs the whole segment anyway, and a wakeup costs several
-		 * microseconds (irq_work) against well under one for a record. */
-		bool last = off + len >= p->payload_len || i == limit - 1;
-		__u64 wakeup = BPF_RB_NO_WAKEUP;
-		if (adaptive_wakeup)
-			wakeup = 0;
-		else if (last)
-			wakeup = BPF_RB_FORCE_WAKEUP;
-		record_send(r, len, wakeup);
-	}
+	bpf_loop(limit, send_chunk, &c, 0);
 	if (truncated)
 		count(RW_CNT_TRUNC_BYTES, total - limit * RW_MAX_PAYLOAD);
 }

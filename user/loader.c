@@ -233,7 +233,11 @@ static int attach_one(struct loader *ld, const char *ifname, char *err, size_t e
 	 * complain through libbpf's log. */
 	struct bpf_tc_hook hook;
 	egress_hook(&hook, ifindex);
+	/* An existing clsact is the usual case; keep the kernel's
+	 * "Exclusivity flag on" remark about it out of the log. */
+	libbpf_quiet = true;
 	int rc = bpf_tc_hook_create(&hook);
+	libbpf_quiet = false;
 	bool created = rc == 0;
 	if (rc && rc != -EEXIST) {
 		snprintf(err, errlen, "create clsact qdisc on %s: %s", ifname, strerror(-rc));

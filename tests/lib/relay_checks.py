@@ -159,6 +159,13 @@ def cmd_nft(args):
     print("  nft: %d elements (%d blocked flows logged), element counters %d packets, "
           "reject rule counters %d packets" % (len(elements), len(blocked), elem_packets,
                                                rule_packets(table)))
+    # Each blocked flow sends one packet through the rule: the RST of its
+    # socket destroy. More means a later connection reused the element's
+    # address and port pair and was refused at its SYN.
+    reused = [key for _, key, p in elements if p > 1]
+    if reused:
+        print("  nft: %d element(s) also refused a later connection with the same ports "
+              "(4-tuple reuse): %s" % (len(reused), reused[:5]))
     if args.expect_all and len(elements) != len(blocked):
         failures.append("%d blocked flows logged but %d set elements" % (len(blocked), len(elements)))
     for f in failures[:30]:

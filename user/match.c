@@ -480,10 +480,11 @@ enum match_result matcher_check(const struct matcher *m, const char *input,
 	if (q.d.kind == DOMAIN_LITERAL)
 		return verdict(out, MATCH_OK, "address literal");
 	prepare(&q);
-	int v = find_listed(&q, TAG_ALLOW, TAG_ALLOW_WILD);
+	/* empty lists (the default) cost no lookups */
+	int v = m->nallow ? find_listed(&q, TAG_ALLOW, TAG_ALLOW_WILD) : -1;
 	if (v >= 0)
 		return verdict(out, MATCH_OK, "allow-list");
-	v = find_listed(&q, TAG_BLOCK, TAG_BLOCK_WILD);
+	v = m->nblock ? find_listed(&q, TAG_BLOCK, TAG_BLOCK_WILD) : -1;
 	if (v >= 0) {
 		flag(&q, mstr_ptr(m, m->block[v].name), m->block[v].name.len, "block-list", -1);
 		return MATCH_FLAG;

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# TLS plaintext from a real MTA: the Postfix test bed with
+# smtp_tls_security_level = encrypt towards both exchangers, rcptwall
+# `run --dump` on the relay's interface. Postfix's smtp(8) (OpenSSL,
+# non-blocking BIO with its own timeouts, connection cache) must show every
+# RCPT TO as TLS plaintext on its flow, never as plain TCP bytes, and the
+# mail must arrive (monitor mode: nothing is blocked).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. tests/lib/testbed.bash
+
+RCPTWALL=${RCPTWALL:-$REPO/${BUILD:-build}/rcptwall}
+[ -x "$RCPTWALL" ] || fail "no rcptwall binary at $RCPTWALL (make first)"
+"$RCPTWALL" run --help | grep -- '--tls-lib' >/dev/null ||
+	fail "rcptwall run has no TLS capture (no --tls-lib in run --help): user/tls.h is not wired into cmd_run.c yet"
+
+export TB_SMTP_TLS_LEVEL=encrypt
+tb_start
+
+# Called by tb_cleanup when the test fails.
+tb_on_failure() {
+	echo "--- rcptwall stderr:"
+	tail -n 20 "$TB_DIR/rw.err" 2>/dev/null || true
+	echo "--- rcptwall dump (TLS records and STARTTLS):"
+	grep -F -e "C(tls)" -e "STARTTLS" "$TB_DIR/rw.out" 2>/dev/null | tail -n 30 || true
+}
+
+RW_PID=
+stop_rcptwall() {
+	[ -n "$RW_PID" ] || return 0
+	kill -TERM "$RW_PID" 2>/dev/null || true
+	local rc=0
+	wait "$RW_PID" || rc=$?
+	RW_PID=
+	return "$rc"
+}
+# Stop rcptwall before the bed goes down, on every path; keep the status.
+trap 'rc=$?; stop_rcptwall || true; set +e; (exit $rc); tb_cleanup' EXIT
+
+# The bed's master.cf has no tlsmgr, without which Postfix's TLS client
+# turns itself off ("TLS engine is unavailable"); add it to this bed only.
+if ! tb_relay postconf -c "$TB_PF_CONFIG" -M tlsmgr/unix >/dev/null 2>&1 ||
+	[ -z "$(tb_relay postconf -c "$TB_PF_CONFIG" -M tlsmgr/unix 2>/dev/null)" ]; then
+	tb_relay postconf -c "$TB_PF_CONFIG" -M "tlsmgr/unix=tlsmgr unix - - n 1000? 1 tlsmgr" ||
+		fail "postconf: add tlsmgr"
+	tb_relay postfix -c "$TB_PF_CONFIG" reload >/dev/null 2>&1 || fail "postfix reload"
+fi
+
+# Not through tb_relay: a backgrounded function is a subshell, and the
+# signal must reach rcptwall itself (ip netns exec execs it).
+ip netns exec "$TB_NS_RELAY" "$RCPTWALL" run --dump --iface "$TB_RELAY_IF" \
+	>"$TB_DIR/rw.out" 2>"$TB_DIR/rw.err" &
+RW_PID=$!
+for _ in $(seq 1 150); do
+	grep -q "TLS plaintext from" "$TB_DIR/rw.err" && break
+	kill -0 "$RW_PID" 2>/dev/null || break
+	sleep 0.1
+done
+grep -q "watching $TB_RELAY_IF" "$TB_DIR/rw.err" || { cat "$TB_DIR/rw.err"; fail "rcptwall did not attach"; }
+grep -q "TLS plaintext from" "$TB_DIR/rw.err" || { cat "$TB_DIR/rw.err"; fail "no TLS probes"; }
+
+# army.mil to exchanger A (IPv4), navy.mil to A (IPv6), the lookalikes and
+# example.net to B.
+tb_submit --tag tls --message army.mil,army.ml --message navy.mil,navy.ml,example.net >/dev/null
+tb_wait_messages 4 90
+tb_wait_queue_settled 90
+rc=0
+stop_rcptwall || rc=$?
+[ "$rc" -eq 0 ] || fail "rcptwall exited with status $rc on SIGTERM"
+
+dump=$TB_DIR/rw.out
+# Postfix pipelines MAIL, RCPT and DATA into one write: one record.
+tls_rcpts_to() { # exchanger-address domain
+	grep -F -- "-> $1:25 C(tls): " "$dump" | grep -F -- "RCPT TO:<" | grep -cF -- "@$2>" || true
+}
+[ "$(tls_rcpts_to "$TB_MXA_IP4" army.mil)" -ge 1 ] || fail "no TLS RCPT for army.mil towards exchanger A"
+[ "$(tls_rcpts_to "[$TB_MXA_IP6]" navy.mil)" -ge 1 ] || fail "no TLS RCPT for navy.mil towards A (IPv6)"
+[ "$(tls_rcpts_to "$TB_MXB_IP4" army.ml)" -ge 1 ] || fail "no TLS RCPT for army.ml towards exchanger B"
+[ "$(tls_rcpts_to "[$TB_MXB_IP6]" navy.ml)" -ge 1 ] ||
+	[ "$(tls_rcpts_to "$TB_MXB_IP4" navy.ml)" -ge 1 ] || fail "no TLS RCPT for navy.ml towards exchanger B"
+# encrypt: every RCPT is inside TLS, none on the wire in clear.
+[ "$(grep -F " C: " "$dump" | grep -cF "RCPT TO:" || true)" -eq 0 ] || fail "a RCPT TO went out in clear despite smtp_tls_security_level=encrypt"
+grep -qF "C: STARTTLS\\r\\n" "$dump" || fail "no STARTTLS on the wire"
+# Every TLS RCPT belongs to a flow that did STARTTLS on the wire first.
+"$PY" - "$dump" <<'EOF' || fail "a TLS record on a flow without STARTTLS"
+import sys
+starttls, tls = set(), set()
+for line in open(sys.argv[1], errors="replace"):
+    flow, sep, rest = line.partition(" C")
+    if not sep:
+        continue
+    if rest.startswith(": STARTTLS\\r\\n"):
+        starttls.add(flow)
+    elif rest.startswith("(tls): "):
+        tls.add(flow)
+assert tls and tls <= starttls, (tls - starttls)
+EOF
+grep -q '"starttls"' "$TB_SINK_A/log.jsonl" || fail "exchanger A saw no STARTTLS"
+grep -q '"starttls"' "$TB_SINK_B/log.jsonl" || fail "exchanger B saw no STARTTLS"
+tb_verify >/dev/null || fail "not every message was delivered (monitor mode blocks nothing)"
+ok "Postfix over TLS (encrypt): every RCPT seen as TLS plaintext on its flow, all delivered"

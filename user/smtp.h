@@ -122,9 +122,17 @@ void smtp_parser_free(struct smtp_parser *p);
 /* SYN seen: the stream of (flow, source) starts at isn + 1. */
 void smtp_parser_flow_start(struct smtp_parser *p, const struct rw_flow_key *flow,
 			    uint8_t source, uint32_t isn, uint64_t ts_ns);
-/* Client bytes. Returns 0, or -ENOMEM when the flow could not be tracked (counted). */
+/*
+ * Client bytes. Returns 0, -ENOMEM when the flow could not be tracked,
+ * -EINVAL for a bad source or NULL data, -EBUSY when called from inside an
+ * event callback (a callback may only call smtp_parser_flow_end).
+ */
 int smtp_parser_feed(struct smtp_parser *p, const struct smtp_segment *seg);
-/* FIN/RST: emits SMTP_EV_FLOW_END and forgets the flow (both sources). */
+/*
+ * FIN/RST: emits SMTP_EV_FLOW_END and forgets the flow (both sources).
+ * From a callback, for the flow being fed: takes effect when the feed
+ * returns (no further events of that flow before SMTP_EV_FLOW_END).
+ */
 void smtp_parser_flow_end(struct smtp_parser *p, const struct rw_flow_key *flow, uint64_t ts_ns);
 
 void smtp_parser_stats(const struct smtp_parser *p, struct smtp_stats *out);

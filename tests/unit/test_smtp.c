@@ -191,6 +191,8 @@ static const struct smtp_case cases[] = {
 	C("over-long first content line", MF "DATA\r\n" LONG600 "\r\n.\r\n",
 	  EMF "DATA\nPHASE data\nPHASE command\nEND\n"),
 	C("partial last line waits", MF "RCPT TO:<x@y>", EMF),
+	C("verb padded with NULs", "HELO\0\0\0\0\r\nSTARTTLSX\r\n" MF,
+	  "AN control_byte\nAN unknown_command\nAN unknown_command\n" EMF),
 };
 
 static char *run_segments(const struct smtp_case *tc, uint32_t base, const size_t *cuts,

@@ -25,11 +25,15 @@
  * A write that reaches no socket while in the library (GnuTLS corked
  * records, a buffering BIO) takes the flow last seen for the same session
  * in the same process (tls_sessions, forgotten at SSL_free / gnutls_deinit);
- * without one it is counted in RW_CNT_TLS_UNATTRIBUTED. gnutls_record_uncork()
- * re-sends corked records through gnutls_record_send(): calls from inside it
- * are ignored, their bytes were sent when the corked calls took them. So is every write
+ * without one it is counted in RW_CNT_TLS_UNATTRIBUTED. So is every write
  * whose flow is not in the flows map (HTTPS and other TLS traffic): one hash
  * lookup, nothing copied.
+ *
+ * GnuTLS details: gnutls_record_uncork() re-sends the corked records through
+ * gnutls_record_send(); calls from inside it are ignored (their bytes went
+ * out when the corked calls took them). A send repeated as
+ * gnutls_record_send(session, NULL, 0) after GNUTLS_E_AGAIN reads the first
+ * call's buffer (tls_retry).
  *
  * Per-thread pending state keeps concurrent connections apart: a thread is
  * inside one write call at a time, and a TLS session is written by one

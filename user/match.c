@@ -155,49 +155,55 @@ static bool det_prefix(struct query *q)
 	return false;
 }
 
-/* Folds d.ascii[a..b) without '-' and '.'; returns its length or -1. */
-static int strip_range(const struct query *q, size_t a, size_t b, char *out, bool *had_dot)
+/* A part of the name without its hyphens and dots. */
+struct stripped {
+	char s[FOLD_MAX];
+	int len;      /* -1: too long */
+	bool had_dot; /* the part had a dot: a split (subdomain), not a hyphen */
+	bool changed; /* the part had a hyphen or a dot */
+};
+
+static void strip_range(const struct query *q, size_t a, size_t b, struct stripped *out)
 {
-	*had_dot = memchr(q->d.ascii + a, '.', b - a) != NULL;
-	return fold_strip(q->d.ascii + a, b - a, out);
+	out->len = fold_strip(q->d.ascii + a, b - a, out->s);
+	out->had_dot = memchr(q->d.ascii + a, '.', b - a) != NULL;
+	out->changed = out->len != (int)(b - a);
 }
 
 /* armymil.ml, gmail-com.net: protected name with its dots dropped. */
-static bool det_dot_omission(struct query *q, size_t a, size_t b)
+static bool det_dot_omission(struct query *q, const struct stripped *f)
 {
 	const struct matcher *m = q->m;
-	char f[FOLD_MAX];
-	bool had_dot;
-	int n = strip_range(q, a, b, f, &had_dot);
-	if (n <= 0)
+	if (f->len <= 0)
 		return false;
+	size_t n = (size_t)f->len;
 	struct mh_iter it;
 	uint32_t v;
-	for (mh_find(&m->idx, mh_key(mh_poly(f, (size_t)n), (size_t)n, TAG_DOT, 0), &it); mh_next(&it, &v);)
-		if (mstr_eq(m, m->prot[v].dot, f, (size_t)n))
+	for (mh_find(&m->idx, mh_key(mh_poly(f->s, n), n, TAG_DOT, 0), &it); mh_next(&it, &v);)
+		if (mstr_eq(m, m->prot[v].dot, f->s, n))
 			return flag_prot(q, v, "dot-omission", -1);
 	return false;
 }
 
 /* gm-ail.com (hyphenation), gm.ail.com (subdomain): same suffix, same
- * letters once hyphens and dots are gone. */
-static bool det_hyphen_dot(struct query *q, size_t a, size_t b)
+ * letters once hyphens and dots are gone. A part without either is the
+ * label itself, which is no lookalike of its own (it would be protected). */
+static bool det_hyphen_dot(struct query *q, const struct stripped *f)
 {
 	const struct matcher *m = q->m;
-	char f[FOLD_MAX], pf[FOLD_MAX];
-	bool had_dot;
-	int n = strip_range(q, a, b, f, &had_dot);
-	if (n <= 0)
+	char pf[FOLD_MAX];
+	if (f->len <= 0 || !f->changed)
 		return false;
+	size_t n = (size_t)f->len;
 	struct mh_iter it;
 	uint32_t v;
-	uint64_t key = mh_key(mh_poly(f, (size_t)n), (size_t)n, TAG_HYPH, q->suffix_hash);
+	uint64_t key = mh_key(mh_poly(f->s, n), n, TAG_HYPH, q->suffix_hash);
 	for (mh_find(&m->idx, key, &it); mh_next(&it, &v);) {
 		const struct prot_entry *p = &m->prot[v];
-		if (!same_suffix(q, p) || fold_strip(mstr_ptr(m, p->label), p->label.len, pf) != n ||
-		    memcmp(pf, f, (size_t)n))
+		if (!same_suffix(q, p) || fold_strip(mstr_ptr(m, p->label), p->label.len, pf) != f->len ||
+		    memcmp(pf, f->s, n))
 			continue;
-		return flag_prot(q, v, had_dot ? "subdomain" : "hyphenation", -1);
+		return flag_prot(q, v, f->had_dot ? "subdomain" : "hyphenation", -1);
 	}
 	return false;
 }
@@ -205,15 +211,19 @@ static bool det_hyphen_dot(struct query *q, size_t a, size_t b)
 static bool det_folds(struct query *q)
 {
 	size_t prefix_end = q->d.suffix_off - 1;
-	if (det_dot_omission(q, q->d.reg_off, prefix_end) || det_hyphen_dot(q, q->d.reg_off, prefix_end))
+	struct stripped f;
+	strip_range(q, q->d.reg_off, prefix_end, &f);
+	if (det_dot_omission(q, &f) || det_hyphen_dot(q, &f))
 		return true;
 	/* hotmailco.uk for hotmail.co.uk: the dot went inside the suffix */
-	if (q->d.suffix_labels > 0 && det_dot_omission(q, q->d.reg_off, q->d.ascii_len))
+	strip_range(q, q->d.reg_off, q->d.ascii_len, &f);
+	if (det_dot_omission(q, &f))
 		return true;
 	if (q->d.reg_off == 0)
 		return false;
 	/* with subdomains: the whole part left of the suffix, too */
-	return det_dot_omission(q, 0, prefix_end) || det_hyphen_dot(q, 0, prefix_end);
+	strip_range(q, 0, prefix_end, &f);
+	return det_dot_omission(q, &f) || det_hyphen_dot(q, &f);
 }
 
 /* Checks one distance-1 candidate; a typo class flags at once, a generic

@@ -37,10 +37,6 @@ export TB_MIN_BACKOFF=1h TB_MAX_BACKOFF=1h TB_QUEUE_RUN_DELAY=1h
 # reply to DATA comes back to cut the flow (see README, "Deploying next to
 # Postfix").
 export TB_MX_RTT_MS=${TB_MX_RTT_MS:-10}
-# rcptwall runs with a real-time priority, as the README recommends for a
-# busy relay: its ring consumer must win the CPU from the MTA's own
-# processes, or the block comes after the 354 (set RW_SCHED= to see that).
-RW_SCHED=${RW_SCHED-chrt -f 10}
 tb_start
 LOOKALIKE_MX=$TB_MXB_IP4,$TB_MXB_IP6
 
@@ -66,7 +62,7 @@ rw_start() { # NAME MODE [OPTIONS...]
 	RW_LOG=$TB_DIR/rw-$name.jsonl
 	# ip netns exec execs rcptwall: $! is rcptwall itself (a shell
 	# function here would put a subshell in between).
-	ip netns exec "$TB_NS_RELAY" $RW_SCHED "$RCPTWALL" run "--$mode" --iface "$TB_RELAY_IF" --log "$RW_LOG" "$@" \
+	ip netns exec "$TB_NS_RELAY" "$RCPTWALL" run "--$mode" --iface "$TB_RELAY_IF" --log "$RW_LOG" "$@" \
 		>"$TB_DIR/rw-$name.out" 2>&1 &
 	RW_PID=$!
 	for ((i = 0; i < 150; i++)); do

@@ -55,6 +55,11 @@ EOF
 # ---- teardown on a failing path -----------------------------------------------
 # A test that fails after `up` must still leave nothing: run one in a child.
 failed_dir=$(mktemp -d /tmp/rw-tb.XXXXXX)
+tb_on_failure() { # this test's own second bed goes too, whatever happened
+	[ -f "$failed_dir/testbed.env" ] && "$TESTBED" down "$failed_dir" >/dev/null 2>&1
+	rm -rf "$failed_dir"
+	return 0
+}
 set +e
 bash -c '
 	set -euo pipefail

@@ -18,8 +18,8 @@ Usage: scripts/vmtest.sh [OPTIONS]
   --no-host        skip the run on the host kernel
   --no-vm          only the run on the host kernel
   --accel kvm|tcg  force the accelerator (default: KVM if a probe boot works, else TCG)
-  --break          hide the kernel's BTF (/sys/kernel/btf/vmlinux) from the tests,
-                   so every BPF load must fail: shows that this script can fail
+  --break          corrupt the BPF programs embedded in the staged binaries, so
+                   the verifier rejects every load: shows that this script fails
   --timeout SECS   limit for one guest run (default 600)
 
 Environment: BUILD (build directory, default build), VMTEST_CACHE (default .cache/vmtest).
@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
 	--no-host) no_host=1; shift ;;
 	--no-vm) no_vm=1; shift ;;
 	--accel) accel=${2:?--accel needs kvm or tcg}; shift 2 ;;
-	--break) break_mode=btf; shift ;;
+	--break) break_mode=1; shift ;;
 	--timeout) timeout=${2:?--timeout needs seconds}; shift 2 ;;
 	-h|--help) usage; exit 0 ;;
 	*) usage >&2; vm_die "unknown option $1" ;;
@@ -80,8 +80,8 @@ run_vm() { # LABEL IMAGE MODDIR
 	vm_log "booting $image ($label, $acc) with $(du -h "$initrd" | cut -f1) initramfs"
 	echo "----- guest console ($label) -----"
 	set +e
-	vm_qemu "$acc" "$timeout" "$image" "$initrd" "vmtest.break=${break_mode:-none}" 2>&1 |
-		tr -d '\r' | sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g' | tee "$log"
+	vm_qemu "$acc" "$timeout" "$image" "$initrd" "" 2>&1 |
+		sed -u 's/\r//g; s/\x1b\[[0-9;?]*[a-zA-Z]//g' | tee "$log"
 	local qemu_rc=${PIPESTATUS[0]}
 	set -e
 	echo "----- end of guest console ($label) -----"
@@ -102,16 +102,7 @@ run_host_direct() { # REASON
 	vm_log "host kernel $(uname -r): $1; running the suite directly on the host, WITHOUT a VM"
 	echo "----- host run (no VM) -----"
 	set +e
-	if [ -n "$break_mode" ]; then
-		# The same break as in the guest, in a private mount namespace so
-		# nothing else on this machine loses its BTF.
-		unshare --mount --propagation private bash -c '
-			: >"$1/no-btf" && mount --bind "$1/no-btf" /sys/kernel/btf/vmlinux &&
-			echo "vmtest: BREAK: /sys/kernel/btf/vmlinux hidden, BPF loads must fail" &&
-			busybox sh "$2/vm/run-suite.sh" "$2"' _ "$work" "$top" 2>&1 | tee "$log"
-	else
-		busybox sh "$top/vm/run-suite.sh" "$top" 2>&1 | tee "$log"
-	fi
+	busybox sh "$top/vm/run-suite.sh" "$top" 2>&1 | tee "$log"
 	status=${PIPESTATUS[0]}
 	set -e
 	echo "----- end of host run -----"
@@ -128,7 +119,14 @@ host_kernel_image() {
 	return 1
 }
 
-vm_project_initramfs "$SRC" "$BUILD" "$work/stage" "$work/project.cpio"
+vm_stage_project "$SRC" "$BUILD" "$work/stage"
+if [ -n "$break_mode" ]; then
+	bins=("$work/stage/opt/rcptwall/rcptwall")
+	for f in "$work"/stage/opt/rcptwall/tests/*; do [ -f "$f" ] && bins+=("$f"); done
+	/usr/bin/python3 "$SRC/scripts/vm/break-bpf.py" "${bins[@]}" ||
+		vm_die "--break found no BPF program to corrupt"
+fi
+vm_pack_cpio "$work/stage" "$work/project.cpio"
 failed=0
 
 if [ -z "$no_vm" ]; then

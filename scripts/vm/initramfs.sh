@@ -55,9 +55,9 @@ vm_bpf_test_names() { # SRCDIR
 
 # Stages the project files under STAGE/opt/rcptwall (the layout
 # tests/vm/run-suite.sh expects, in the guest and on the host) with their
-# libraries under STAGE, then packs STAGE into OUT.
-vm_project_initramfs() { # SRCDIR BUILD STAGE OUT
-	local src=$1 build=$2 stage=$3 out=$4 top t bin
+# libraries under STAGE; vm_pack_cpio STAGE makes the project archive.
+vm_stage_project() { # SRCDIR BUILD STAGE
+	local src=$1 build=$2 stage=$3 top t bin
 	top=$stage/opt/rcptwall
 	rm -rf "$stage"
 	mkdir -p "$top/tests" "$top/vm"
@@ -81,5 +81,4 @@ vm_project_initramfs() { # SRCDIR BUILD STAGE OUT
 	echo 'include /etc/ld.so.conf.d/*.conf' >"$stage/etc/ld.so.conf"
 	printf '/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n' >"$stage/etc/ld.so.conf.d/multiarch.conf"
 	ldconfig -r "$stage" || vm_die "ldconfig -r $stage failed"
-	vm_pack_cpio "$stage" "$out"
 }

@@ -14,19 +14,21 @@ passed=0 failed=0
 
 echo "=== kernel $(uname -r) ($(uname -m)), btf: $(ls -l /sys/kernel/btf/vmlinux 2>&1 | awk '{print $5}') bytes"
 
-report() { # NAME RC
+report() { # NAME RC SECONDS
 	if [ "$2" -eq 0 ]; then
-		passed=$((passed + 1)); echo "VMTEST-TEST $1: ok"
+		passed=$((passed + 1)); echo "VMTEST-TEST $1: ok ($3s)"
 	else
-		failed=$((failed + 1)); echo "VMTEST-TEST $1: FAIL (exit $2)"
+		failed=$((failed + 1)); echo "VMTEST-TEST $1: FAIL (exit $2, $3s)"
 	fi
 }
 
 run_test() { # NAME COMMAND...
 	name=$1; shift
 	echo "--- $name"
+	start=$(date +%s)
 	timeout "$per_test_timeout" "$@" 2>&1
-	report "$name" $?
+	rc=$?
+	report "$name" "$rc" $(($(date +%s) - start))
 }
 
 while read -r t; do
@@ -36,7 +38,7 @@ while read -r t; do
 	else
 		echo "--- bpf/$t"
 		echo "missing test binary $dir/tests/$t"
-		report "bpf/$t" 127
+		report "bpf/$t" 127 0
 	fi
 done <"$dir/bpf-tests.list"
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # TLS plaintext from a real MTA: the Postfix test bed with
-# smtp_tls_security_level = encrypt towards both exchangers, rcptwall
-# `run --dump` on the relay's interface. Postfix's smtp(8) (OpenSSL,
-# non-blocking BIO with its own timeouts, connection cache) must show every
-# RCPT TO as TLS plaintext on its flow, never as plain TCP bytes, and the
-# mail must arrive (monitor mode: nothing is blocked).
+# smtp_tls_security_level = encrypt towards both exchangers, rcptwall on the
+# relay's interface.
+#   dump     Postfix's smtp(8) (OpenSSL, non-blocking BIO with its own
+#            timeouts) shows every RCPT TO as TLS plaintext on its flow,
+#            never as plain TCP bytes; everything is delivered
+#   enforce  army.mil delivered; army.ml, read inside TLS, never reaches
+#            its exchanger and stays deferred; flag and block events
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/testbed.bash
@@ -14,13 +16,19 @@ RCPTWALL=${RCPTWALL:-$REPO/${BUILD:-build}/rcptwall}
 "$RCPTWALL" run --help | grep -- '--tls-lib' >/dev/null ||
 	fail "rcptwall run has no TLS capture (no --tls-lib in run --help): user/tls.h is not wired into cmd_run.c yet"
 
+CHECKS="$PY $REPO/tests/lib/relay_checks.py"
+LOOKALIKES=army.ml,navy.ml,gmial.com,army.mil.ml
 export TB_SMTP_TLS_LEVEL=encrypt
+# Deferred mail stays deferred (tried once); the exchangers answer 10 ms
+# after the relay's bytes, as a remote MX a WAN round trip away would.
+export TB_MIN_BACKOFF=1h TB_MAX_BACKOFF=1h TB_QUEUE_RUN_DELAY=1h
+export TB_MX_RTT_MS=${TB_MX_RTT_MS:-10}
 tb_start
 
 # Called by tb_cleanup when the test fails.
 tb_on_failure() {
 	echo "--- rcptwall stderr:"
-	tail -n 20 "$TB_DIR/rw.err" 2>/dev/null || true
+	tail -n 20 "$TB_DIR/rw.err" "$TB_DIR/rw-enforce.err" 2>/dev/null || true
 	echo "--- rcptwall dump (TLS records and STARTTLS):"
 	grep -F -e "C(tls)" -e "STARTTLS" "$TB_DIR/rw.out" 2>/dev/null | tail -n 30 || true
 }
@@ -98,4 +106,29 @@ EOF
 grep -q '"starttls"' "$TB_SINK_A/log.jsonl" || fail "exchanger A saw no STARTTLS"
 grep -q '"starttls"' "$TB_SINK_B/log.jsonl" || fail "exchanger B saw no STARTTLS"
 tb_verify >/dev/null || fail "not every message was delivered (monitor mode blocks nothing)"
-ok "Postfix over TLS (encrypt): every RCPT seen as TLS plaintext on its flow, all delivered"
+ok "dump: Postfix over TLS (encrypt): every RCPT seen as TLS plaintext on its flow, all delivered"
+
+# ---- enforce -----------------------------------------------------------------
+MANIFEST=$TB_DIR/manifest-enforce.tsv
+LOG=$TB_DIR/rw-enforce.jsonl
+ip netns exec "$TB_NS_RELAY" "$RCPTWALL" run --enforce --iface "$TB_RELAY_IF" --log "$LOG" \
+	>"$TB_DIR/rw-enforce.out" 2>"$TB_DIR/rw-enforce.err" &
+RW_PID=$!
+for _ in $(seq 1 150); do
+	grep -q "TLS plaintext from" "$TB_DIR/rw-enforce.err" && grep -q "watching" "$TB_DIR/rw-enforce.err" &&
+		break
+	kill -0 "$RW_PID" 2>/dev/null || break
+	sleep 0.1
+done
+grep -q "TLS plaintext from" "$TB_DIR/rw-enforce.err" || fail "enforce: no TLS probes"
+grep -q "watching $TB_RELAY_IF" "$TB_DIR/rw-enforce.err" || fail "enforce: rcptwall did not attach"
+
+tb_submit --tag tlsenf --message army.mil --message army.ml --message army.mil,army.ml >/dev/null
+tb_wait_queue_settled 120
+tb_verify --defer "$LOOKALIKES" >/dev/null || fail "enforce: delivered/deferred not as expected"
+$CHECKS events --manifest "$MANIFEST" --defer "$LOOKALIKES" --mode enforce --log "$LOG" \
+	--queue-json "$TB_DIR/queue.json" || fail "enforce: flag/block events missing"
+rc=0
+stop_rcptwall || rc=$?
+[ "$rc" -eq 0 ] || fail "enforce: rcptwall exited with status $rc on SIGTERM"
+ok "enforce: over TLS, army.mil delivered, army.ml deferred with no content at its exchanger"

@@ -2,7 +2,9 @@
  * Matcher throughput on one core against 1,000 protected entries, side by
  * side with the straightforward implementation (Damerau-Levenshtein of the
  * registrable domain against every protected entry) on the same inputs in
- * the same run. Targets (issue 4): >= 2 million checks/s and >= 50x.
+ * the same run, once with the textbook full distance and once with the
+ * distance cut off past the bound (the stricter baseline). Targets
+ * (issue 4): >= 2 million checks/s and >= 50x.
  *
  * Inputs: plausible recipient domains, 90 % unrelated names (the common
  * case on a mail host) and 10 % one-edit typos of protected ones, some as
@@ -10,6 +12,7 @@
  * domain_normalize(), so the ratio measures the lookup design, not parsing.
  */
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +93,7 @@ struct naive {
 	size_t n;
 };
 
-static int naive_check(const struct naive *nv, const char *in)
+static int naive_check(const struct naive *nv, const char *in, bool bounded)
 {
 	struct domain_name d;
 	const char *why, *at = strrchr(in, '@');
@@ -102,8 +105,9 @@ static int naive_check(const struct naive *nv, const char *in)
 	for (size_t i = 0; i < nv->n; i++) {
 		size_t pn = strlen(nv->prot[i]);
 		int max = rn >= 8 ? 2 : 1;
-		/* unbounded distance: what a straightforward implementation computes */
-		int dist = edit_distance(nv->prot[i], pn, reg, rn, EDIT_LABEL_MAX);
+		/* full: the textbook distance; bounded: stops once past max, like
+		 * the matcher's, so the ratio measures the scan, not the DP */
+		int dist = edit_distance(nv->prot[i], pn, reg, rn, bounded ? max : EDIT_LABEL_MAX);
 		if (dist > 0 && dist <= max)
 			return 1;
 	}
@@ -132,7 +136,13 @@ int main(void)
 		return 1;
 	}
 	for (size_t i = 0; i < N_PROTECTED; i++) {
-		random_domain(&seed, prot[i], sizeof(prot[i]));
+		bool dup;
+		do { /* N_PROTECTED distinct names */
+			random_domain(&seed, prot[i], sizeof(prot[i]));
+			dup = false;
+			for (size_t k = 0; k < i && !dup; k++)
+				dup = !strcmp(prot[k], prot[i]);
+		} while (dup);
 		fprintf(f, "%s\n", prot[i]);
 	}
 	fclose(f);
@@ -171,28 +181,31 @@ int main(void)
 		if (domain_normalize(nv.dom, prot[i], strlen(prot[i]), &d, &why) == 0)
 			memmove(prot[i], d.ascii + d.reg_off, d.ascii_len - d.reg_off + 1);
 	}
-	size_t naive_flagged = 0;
-	t0 = now_s();
-	for (size_t i = 0; nv.dom && i < N_INPUTS; i++)
-		naive_flagged += naive_check(&nv, inputs[i]) == 1;
-	double naive_s = now_s() - t0;
-	double naive_rate = N_INPUTS / naive_s;
+	double naive_rate[2];
+	size_t naive_flagged[2] = {0, 0};
+	for (int b = 0; b < 2; b++) {
+		t0 = now_s();
+		for (size_t i = 0; nv.dom && i < N_INPUTS; i++)
+			naive_flagged[b] += naive_check(&nv, inputs[i], b == 1) == 1;
+		naive_rate[b] = N_INPUTS / (now_s() - t0);
+	}
 
 	struct matcher_info info;
 	matcher_info(m, &info);
-	double ratio = fast_rate / naive_rate;
+	double ratio_full = fast_rate / naive_rate[0], ratio = fast_rate / naive_rate[1];
 	printf("protected entries: %zu, inputs: %d (10 %% typos of protected names)\n",
 	       info.protected_entries, N_INPUTS);
-	printf("matcher:            %10.0f checks/s (one core, CPU time, %d rounds, %.1f %% flagged)\n",
+	printf("matcher:               %10.0f checks/s (one core, CPU time, %d rounds, %.1f %% flagged)\n",
 	       fast_rate, FAST_ROUNDS, 100.0 * (double)flagged / (FAST_ROUNDS * N_INPUTS));
-	printf("naive DL vs all:    %10.0f checks/s (same inputs, %.1f %% flagged)\n", naive_rate,
-	       100.0 * (double)naive_flagged / N_INPUTS);
-	printf("ratio:              %10.1f x\n", ratio);
-	printf("memory:             %10zu bytes for %zu entries (%.0f bytes per entry)\n",
+	printf("naive, full DL:        %10.0f checks/s (same inputs, %.1f %% flagged)  ratio %6.1f x\n",
+	       naive_rate[0], 100.0 * (double)naive_flagged[0] / N_INPUTS, ratio_full);
+	printf("naive, bounded DL:     %10.0f checks/s (same inputs, %.1f %% flagged)  ratio %6.1f x\n",
+	       naive_rate[1], 100.0 * (double)naive_flagged[1] / N_INPUTS, ratio);
+	printf("memory:                %10zu bytes for %zu entries (%.0f bytes per entry)\n",
 	       info.mem_bytes, info.protected_entries,
 	       (double)info.mem_bytes / (double)info.protected_entries);
 	bool met = fast_rate >= 2e6 && ratio >= 50;
-	printf("targets (>= 2,000,000 checks/s, >= 50x): %s\n", met ? "met" : "NOT MET");
+	printf("targets (>= 2,000,000 checks/s, >= 50x the bounded scan): %s\n", met ? "met" : "NOT MET");
 	free(v);
 	domain_ctx_free(nv.dom);
 	matcher_free(m);

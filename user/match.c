@@ -251,15 +251,28 @@ static bool edit1_candidate(struct query *q, uint32_t v)
 
 static size_t deletion_keys(const struct query *q, unsigned tag, bool two, uint64_t *keys)
 {
+	const struct matcher *m = q->m;
 	size_t n = q->label_len, r = q->d.reg_off, nk = 0;
-	uint64_t P[EDIT_LABEL_MAX + 1], s = q->suffix_hash;
+	uint64_t P[EDIT_LABEL_MAX + 1], X[EDIT_LABEL_MAX], Y[EDIT_LABEL_MAX], s = q->suffix_hash;
 	for (size_t i = 0; i <= n; i++)
-		P[i] = match_sub_hash(q->m, q->P, r, r + i);
+		P[i] = match_sub_hash(m, q->P, r, r + i);
+	/*
+	 * With the label's prefix hashes P, the hash of the label without
+	 * character k is Y[k] = P[k] B^(n-1-k) + H(label[k+1..n)), and without
+	 * characters j < k it is X[j] + Y[k], X[j] = (P[j] - P[j+1]) B^(n-2-j)
+	 * (expand the three pieces of the twice-cut label): one addition per
+	 * pair instead of three sub-hashes.
+	 */
+	for (size_t k = 0; k < n; k++) {
+		Y[k] = P[k] * m->pow[n - 1 - k] + match_sub_hash(m, P, k + 1, n);
+		if (two && k + 2 <= n)
+			X[k] = (P[k] - P[k + 1]) * m->pow[n - 2 - k];
+	}
 	keys[nk++] = mh_key(P[n], n, tag, s);
 	for (size_t j = 0; j < n; j++) {
-		keys[nk++] = mh_key(match_del1_hash(q->m, P, n, j), n - 1, tag, s);
+		keys[nk++] = mh_key(Y[j], n - 1, tag, s);
 		for (size_t k = j + 1; two && k < n; k++)
-			keys[nk++] = mh_key(match_del2_hash(q->m, P, n, j, k), n - 2, tag, s);
+			keys[nk++] = mh_key(X[j] + Y[k], n - 2, tag, s);
 	}
 	return nk;
 }

@@ -189,7 +189,9 @@ static size_t pair_pass(const char *cls, size_t len, char *out)
 	size_t o = 0;
 	for (size_t i = 0; i < len;) {
 		char c = cls[i];
-		char pair = i + 1 < len ? ascii_pair(cls[i], cls[i + 1]) : 0;
+		/* only v, c, b and l start a pair: skip the rules for the rest */
+		bool may_pair = c == 'v' || c == 'c' || c == 'b' || c == 'l';
+		char pair = may_pair && i + 1 < len ? ascii_pair(cls[i], cls[i + 1]) : 0;
 		/* "clk": the l belongs to "lk" (k), not to "cl" (d) */
 		if (pair && cls[i + 1] == 'l' && i + 2 < len && cls[i + 2] == 'k')
 			pair = 0;

@@ -38,7 +38,15 @@ static int emit(char *buf, size_t len, size_t *off, const char *fmt, ...)
  * - "counter" in a set declaration gives every element its own counter.
  * - The reject skips RST segments: SOCK_DESTROY makes the kernel send an
  *   RST to the remote server, which must get out so the server's side of
- *   the connection is closed too. (The rule counter still counts it.)
+ *   the connection is closed too. The RST rule's counter counts them: one
+ *   per blocked flow.
+ * - A blocked 4-tuple stays in the set for the timeout, but a later
+ *   connection may reuse the same ports (busy relays reuse them within
+ *   minutes). Such a connection is a different one, to be judged on its
+ *   own: its SYN marks its conntrack entry (bit RWNFT_CT_FRESH of ct mark)
+ *   and every packet carrying that mark passes. The blocked connection
+ *   itself started before its tuple was in the set, so it never has the
+ *   mark. This uses conntrack, which the ct expressions load.
  * - priority filter - 10: before the usual filter chains, so a blocked
  *   flow is refused even if a later chain would accept it.
  */
@@ -63,14 +71,21 @@ int rwnft_build_table(char *buf, size_t len, uint32_t timeout_s)
 			   sets[i].name, sets[i].addr_type, sets[i].addr_type, timeout_s);
 	if (!err)
 		err = emit(buf, len, &off,
+			   "\tchain " RWNFT_CHAIN_BLOCKED " {\n"
+			   "\t\ttcp flags & (syn | ack) == syn ct state new"
+			   " ct mark set ct mark | " RWNFT_CT_FRESH " return\n"
+			   "\t\tct mark & " RWNFT_CT_FRESH " == " RWNFT_CT_FRESH " return\n"
+			   "\t\ttcp flags & rst == rst counter return\n"
+			   "\t\tcounter reject with tcp reset\n"
+			   "\t}\n"
 			   "\tchain " RWNFT_CHAIN " {\n"
 			   "\t\ttype filter hook output priority filter - 10; policy accept;\n"
 			   "\t\tmeta nfproto ipv4 meta l4proto tcp"
 			   " ip saddr . tcp sport . ip daddr . tcp dport @" RWNFT_SET4
-			   " counter tcp flags & rst == 0 reject with tcp reset\n"
+			   " jump " RWNFT_CHAIN_BLOCKED "\n"
 			   "\t\tmeta nfproto ipv6 meta l4proto tcp"
 			   " ip6 saddr . tcp sport . ip6 daddr . tcp dport @" RWNFT_SET6
-			   " counter tcp flags & rst == 0 reject with tcp reset\n"
+			   " jump " RWNFT_CHAIN_BLOCKED "\n"
 			   "\t}\n"
 			   "}\n");
 	return err ? err : (int)off;

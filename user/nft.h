@@ -24,6 +24,9 @@
 #define RWNFT_SET4 "flows4"
 #define RWNFT_SET6 "flows6"
 #define RWNFT_CHAIN "output"
+#define RWNFT_CHAIN_BLOCKED "blocked"
+/* ct mark bit of connections that started while their 4-tuple was in a set. */
+#define RWNFT_CT_FRESH "0x40000000"
 
 /* Upper bound of the text rwnft_build_elements() writes for n keys. */
 size_t rwnft_elements_size(size_t n);

@@ -414,6 +414,70 @@ static void test_send_after_block(void **state)
 	close(map);
 }
 
+/*
+ * A busy relay reuses source ports: a new connection with the 4-tuple of a
+ * blocked one (still in the nft set) is a different connection and must
+ * get through; rcptwall judges it on its own.
+ */
+static void test_reused_tuple_passes(void **state)
+{
+	int map = make_map(16);
+	struct enforcer *e = new_enforcer(RW_MODE_ENFORCE, map, false);
+	struct sockaddr_in srv = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(srv);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&srv, sl), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&srv, &sl), 0);
+
+	int c1 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(c1, (struct sockaddr *)&srv, sl), 0);
+	int s1 = accept(lfd, NULL, NULL);
+	struct sockaddr_in cli;
+	socklen_t cl = sizeof(cli);
+	assert_int_equal(getsockname(c1, (struct sockaddr *)&cli, &cl), 0);
+	struct rw_flow_key k = { .family = RW_AF_INET, .sport = ntohs(cli.sin_port),
+				 .dport = ntohs(srv.sin_port) };
+	memcpy(k.saddr, &cli.sin_addr, 4);
+	memcpy(k.daddr, &srv.sin_addr, 4);
+
+	struct enforce_result res;
+	assert_int_equal(enforcer_block(e, &k, &res), 0);
+	assert_int_equal(enforcer_flush(e, true), 0);
+	ssize_t n = send(c1, "DATA\r\n", 6, MSG_NOSIGNAL);
+	assert_int_equal(n, -1); /* the blocked connection is gone */
+	close(c1);
+	close(s1);
+	struct set_elem el[2];
+	assert_int_equal(list_set(RWNFT_SET4, el, 2), 1);
+
+	/* Same source port, same server: the element is still there. */
+	int c2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	setsockopt(c2, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	assert_int_equal(bind(c2, (struct sockaddr *)&cli, cl), 0);
+	struct timeval tv = { .tv_sec = 5 };
+	setsockopt(c2, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(connect(c2, (struct sockaddr *)&srv, sl), 0);
+	int s2 = accept(lfd, NULL, NULL);
+	assert_true(s2 >= 0);
+	setsockopt(s2, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(send(c2, "EHLO x\r\n", 8, MSG_NOSIGNAL), 8);
+	char buf[16];
+	assert_int_equal(recv(s2, buf, sizeof(buf), MSG_WAITALL), 8);
+	assert_int_equal(send(s2, "250 ok\r\n", 8, MSG_NOSIGNAL), 8);
+	assert_int_equal(recv(c2, buf, sizeof(buf), MSG_WAITALL), 8);
+	assert_int_equal(list_set(RWNFT_SET4, el, 2), 1); /* still blocked: the old one */
+
+	close(c2);
+	close(s2);
+	close(lfd);
+	enforcer_free(e);
+	close(map);
+}
+
 /* A full blocked map: no kernel drop for the flow, but nft and the
  * destroy still take it. */
 static void test_map_full(void **state)
@@ -591,6 +655,7 @@ int main(void)
 		cmocka_unit_test(test_block_ipv6),
 		cmocka_unit_test(test_block_worker),
 		cmocka_unit_test(test_send_after_block),
+		cmocka_unit_test(test_reused_tuple_passes),
 		cmocka_unit_test(test_block_v4_mapped_socket),
 		cmocka_unit_test(test_map_full),
 		cmocka_unit_test(test_keep_and_replace_stale),

@@ -145,9 +145,15 @@ static void test_table_text(void **state)
 	assert_non_null(strstr(buf, "type ipv6_addr . inet_service . ipv6_addr . inet_service"));
 	assert_non_null(strstr(buf, "flags timeout\n\t\ttimeout 600s\n\t\tcounter\n"));
 	assert_non_null(strstr(buf, "type filter hook output priority filter - 10; policy accept;"));
-	assert_non_null(strstr(buf, "ip saddr . tcp sport . ip daddr . tcp dport @flows4 counter"));
-	assert_non_null(strstr(buf, "ip6 saddr . tcp sport . ip6 daddr . tcp dport @flows6 counter"));
-	assert_non_null(strstr(buf, "tcp flags & rst == 0 reject with tcp reset"));
+	assert_non_null(strstr(buf, "ip saddr . tcp sport . ip daddr . tcp dport @flows4 jump blocked"));
+	assert_non_null(strstr(buf, "ip6 saddr . tcp sport . ip6 daddr . tcp dport @flows6 jump blocked"));
+	/* A new connection reusing a blocked 4-tuple is marked at its SYN and passes. */
+	assert_non_null(strstr(buf, "tcp flags & (syn | ack) == syn ct state new"
+				    " ct mark set ct mark | 0x40000000 return"));
+	assert_non_null(strstr(buf, "ct mark & 0x40000000 == 0x40000000 return"));
+	/* The socket destroy's RST gets out; everything else of the flow is refused. */
+	assert_non_null(strstr(buf, "tcp flags & rst == rst counter return\n"
+				    "\t\tcounter reject with tcp reset"));
 	len = rwnft_build_table(buf, sizeof(buf), 86400);
 	assert_non_null(strstr(buf, "timeout 86400s"));
 	assert_int_equal(rwnft_build_table(buf, 100, 600), -ENOSPC);

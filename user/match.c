@@ -137,7 +137,7 @@ static bool det_prefix(struct query *q)
 {
 	const struct matcher *m = q->m;
 	for (unsigned i = 0; i + 1 < q->nstarts; i++) {
-		for (unsigned k = i + 1; k < q->nstarts && k - i <= 4; k++) {
+		for (unsigned k = i + 1; k < q->nstarts && k - i <= m->max_name_labels; k++) {
 			size_t a = q->starts[i], b = q->starts[k] - 1;
 			struct mh_iter it;
 			uint32_t v;

@@ -224,6 +224,9 @@ static int add_protected(struct matcher *m, const struct policy_list *l,
 	struct prot_entry *p = prot_push(m);
 	if (!p)
 		return fail(err, errlen, l, e, "out of memory");
+	unsigned labels = suffix ? d.suffix_labels : d.suffix_labels + 1;
+	if (labels > m->max_name_labels)
+		m->max_name_labels = labels;
 	uint32_t id = (uint32_t)m->nprot++;
 	int rc;
 	if (suffix) {

@@ -68,6 +68,7 @@ struct matcher {
 	/* Per suffix, bit L set: a TAG_DEL2 label of length L has that suffix.
 	 * Lets a check skip the ~50 distance-2 lookups when no long protected
 	 * label of a near length shares the recipient's suffix. */
+	unsigned max_name_labels; /* most labels in a protected name or suffix */
 	uint64_t *del2_masks;
 	size_t ndel2_masks, del2_masks_cap;
 	uint64_t pow[MATCH_POW_MAX + 1]; /* MH_BASE^i */

@@ -306,6 +306,26 @@ static __always_inline struct rw_flow_state *flow_get(struct egress_pkt *p, __u8
 	return bpf_map_lookup_elem(&rw_flows, &p->key);
 }
 
+/*
+ * A blocked flow's segments are dropped, with two exceptions that carry
+ * no message content: a RST without payload (the socket destroy's reset,
+ * which must reach the server so its side closes too), and a SYN, which
+ * opens a new connection reusing the 4-tuple: that one is judged on its
+ * own, so the entry goes. True: drop.
+ */
+static __always_inline bool blocked_drop(struct egress_pkt *p, struct rw_block *b)
+{
+	if ((p->tcp_flags & EGRESS_TCP_RST) && p->payload_len == 0)
+		return false;
+	if ((p->tcp_flags & EGRESS_TCP_SYN) && p->payload_len == 0) {
+		bpf_map_delete_elem(&rw_blocked, &p->key);
+		return false;
+	}
+	__sync_fetch_and_add(&b->drops, 1);
+	count(RW_CNT_BLOCKED_DROPS, 1);
+	return true;
+}
+
 static __always_inline void handle_flow(struct __sk_buff *skb, struct egress_pkt *p,
 					__u8 port_kind)
 {
@@ -357,11 +377,8 @@ int rw_egress(struct __sk_buff *skb)
 	__u8 port_kind = *kind;
 
 	struct rw_block *b = bpf_map_lookup_elem(&rw_blocked, &p.key);
-	if (b) {
-		__sync_fetch_and_add(&b->drops, 1);
-		count(RW_CNT_BLOCKED_DROPS, 1);
+	if (b && blocked_drop(&p, b))
 		return TC_ACT_SHOT;
-	}
 	handle_flow(skb, &p, port_kind);
 	return TC_ACT_OK;
 }

@@ -372,11 +372,30 @@ static void test_blocked_flow_dropped(void **state)
 	assert_int_equal(bpf_map_lookup_elem(e->maps.blocked, &k, &b), 0);
 	assert_int_equal(b.drops, 2);
 
+	/* A FIN with payload still carries content: dropped. */
+	s = tcp4(25, 506, TH_ACK | TH_FIN, "QUIT\r\n");
+	assert_int_equal(run_pkt(e, &s), TC_ACT_SHOT);
+	/* The socket destroy's reset carries nothing and must reach the server. */
+	s = tcp4(25, 506, TH_RST | TH_ACK, NULL);
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	assert_int_equal(bpf_map_lookup_elem(e->maps.blocked, &k, &b), 0);
+
 	/* Another flow to the same server is not affected. */
+	s = tcp4(25, 500, TH_ACK, "DATA\r\n");
 	s.sport = 40001;
 	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
 	assert_int_equal(e->n_recs, 1);
-	assert_int_equal(bpf_map_delete_elem(e->maps.blocked, &k), 0);
+
+	/* A SYN on the blocked tuple opens a new connection: judged afresh. */
+	s = tcp4(25, 9000, TH_SYN, NULL);
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	assert_int_equal(e->n_recs, 1);
+	assert_int_equal(e->recs[0].hdr.kind, RW_REC_FLOW_START);
+	assert_true(bpf_map_lookup_elem(e->maps.blocked, &k, &b) < 0);
+	s = tcp4(25, 9001, TH_ACK, "EHLO x\r\n");
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	assert_int_equal(e->n_recs, 1);
+	assert_data(&e->recs[0], 9001, "EHLO x\r\n");
 }
 
 static uint8_t *pattern(size_t n)

@@ -79,17 +79,18 @@ expect_blocked tls587-ml6 2001:db8:25::2 587 user6@army.ml --tls --pipeline
 expect_delivered tls465-mil 198.51.100.2 465 smtps@army.mil --tls-on-connect
 expect_blocked tls465-ml 198.51.100.2 465 smtps@army.ml --tls-on-connect
 
-# GnuTLS, STARTTLS done by gnutls-cli; one line per read (its --crlf fixes
-# only a read's first LF); the pauses pace the script, nothing is timed.
+# GnuTLS, STARTTLS done by gnutls-cli; the lines carry their own CRLF (its
+# --crlf mangles reads of several lines); the pauses pace the script,
+# nothing is timed.
 MARKER="BODY-MARKER-gnutls-$RANDOM$RANDOM"
 {
 	sleep 1
 	for line in 'EHLO gnutls.example' 'MAIL FROM:<sender@example.com>' \
 		'RCPT TO:<gnu@army.ml>' 'DATA' "Subject: $MARKER" '' "$MARKER" '.' 'QUIT'; do
-		printf '%s\n' "$line"
+		printf '%s\r\n' "$line"
 		sleep 0.3
 	done
-} | pair_cli timeout 30 gnutls-cli --starttls-proto=smtp --insecure --crlf -p 25 \
+} | pair_cli timeout 30 gnutls-cli --starttls-proto=smtp --insecure -p 25 \
 	198.51.100.2 >"$PAIR_TMP/gnutls.out" 2>&1 || true
 assert_cut gnutls-ml gnu@army.ml
 

@@ -63,7 +63,7 @@ summary=()
 record() { # LABEL HOW STATUS LOG SECONDS
 	local label=$1 how=$2 status=$3 log=$4 secs=$5 kver tests
 	kver=$(sed -n 's/^=== kernel \([^ ]*\) .*/\1/p' "$log" | head -n 1)
-	tests=$(sed -n 's/^VMTEST-TEST \(.*\)/\1/p' "$log" | paste -sd ',' - | sed 's/,/, /g')
+	tests=$(sed -n 's/^VMTEST-TEST \(.*\)/\1/p' "$log" | paste -sd ';' - | sed 's/;/; /g')
 	summary+=("$(printf '%-5s %-9s kernel %-20s %-32s %3ss  tests: %s' \
 		"$([ "$status" -eq 0 ] && echo PASS || echo FAIL)" "$label" "${kver:-?}" "($how)" "$secs" "${tests:-none ran}")")
 }

@@ -106,9 +106,13 @@ static int find_listed(const struct query *q, unsigned exact_tag, unsigned wild_
 /* The name is a protected domain, under one, or under a protected suffix. */
 static bool is_protected(const struct query *q)
 {
+	/* A protected domain is stored as its registrable domain, so a name
+	 * under it has that same registrable domain: one lookup. A protected
+	 * suffix is a public suffix, so it is the name's suffix or a parent. */
+	if (find_name(q, q->d.reg_off, TAG_EXACT) >= 0)
+		return true;
 	for (unsigned i = 0; i < q->nstarts; i++)
-		if (find_name(q, q->starts[i], TAG_EXACT) >= 0 ||
-		    find_name(q, q->starts[i], TAG_SUFFIX) >= 0)
+		if (q->starts[i] >= q->d.suffix_off && find_name(q, q->starts[i], TAG_SUFFIX) >= 0)
 			return true;
 	return false;
 }
@@ -141,7 +145,8 @@ static bool det_prefix(struct query *q)
 			size_t a = q->starts[i], b = q->starts[k] - 1;
 			struct mh_iter it;
 			uint32_t v;
-			for (mh_find(&m->idx, sub_key(q, a, b, TAG_EXACT, 0), &it); mh_next(&it, &v);)
+			/* protected domains have two labels or more */
+			for (mh_find(&m->idx, sub_key(q, a, b, TAG_EXACT, 0), &it); k - i >= 2 && mh_next(&it, &v);)
 				if (mstr_eq(m, m->prot[v].name, q->d.ascii + a, b - a))
 					return flag_prot(q, v, "protected-prefix", -1);
 			if (i == 0 || b >= q->d.suffix_off)

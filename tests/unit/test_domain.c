@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "domain.h"
+#include "suffix_index.h"
 
 static int setup(void **state)
 {
@@ -192,6 +193,45 @@ static void test_random_bytes_never_crash(void **state)
 	assert_true(ok > 0);
 }
 
+/* The fast suffix index gives the same public suffix as asking libpsl
+ * label by label (ICANN section), also for wildcard and exception rules. */
+static const char *libpsl_suffix(const psl_ctx_t *psl, const char *dname)
+{
+	for (const char *s = dname; s; s = strchr(s, '.') ? strchr(s, '.') + 1 : NULL)
+		if (psl_is_public_suffix2(psl, s, PSL_TYPE_ICANN))
+			return s;
+	return NULL;
+}
+
+static void test_suffix_index_agrees_with_libpsl(void **state)
+{
+	(void)state;
+	psl_ctx_t *psl = psl_load_file(SUFFIX_LIST_PATH);
+	assert_non_null(psl);
+	char err[256];
+	struct suffix_index *idx = suffix_index_load(SUFFIX_LIST_PATH, psl, err, sizeof(err));
+	if (!idx)
+		fail_msg("%s", err);
+	assert_true(suffix_index_rules(idx) > 5000);
+	const char *names[] = {
+		"www.ck", "a.www.ck", "foo.bar.ck", "bar.ck", "x.kawasaki.jp", "city.kawasaki.jp",
+		"a.city.kawasaki.jp", "b.c.d.co.uk", "co.uk", "uk", "foo.blogspot.com",
+		"xn--e1afmkfd.xn--p1ai", "a.b.c.d.e.f.com", "test.gov.uk", "army.mil", "mil",
+		"example.unknowntld", "freedesktop.org", "a.b.iki.fi", "gmail.com.co", "x.il",
+		"x.co.il", "army.mil.ml",
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		bool listed;
+		size_t off = suffix_index_find(idx, names[i], strlen(names[i]), &listed);
+		const char *want = libpsl_suffix(psl, names[i]);
+		assert_non_null(want);
+		if (strcmp(names[i] + off, want))
+			fail_msg("%s: index says '%s', libpsl '%s'", names[i], names[i] + off, want);
+	}
+	suffix_index_free(idx);
+	psl_free(psl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -203,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_literals),
 		cmocka_unit_test(test_invalid_names),
 		cmocka_unit_test(test_random_bytes_never_crash),
+		cmocka_unit_test(test_suffix_index_agrees_with_libpsl),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -331,7 +331,7 @@ static int run_setup_pipeline(struct run_state *s, const struct loader_maps *map
 	struct matcher *m = run_new_matcher(&s->cfg, err, errlen);
 	if (!m)
 		return -EINVAL;
-	struct rw_log_opts lo = { .path = s->cfg.log_file, .syslog = s->cfg.syslog };
+	struct rw_log_opts lo = { .path = s->cfg.log_file, .syslog = s->cfg.syslog, .batched = true };
 	int rc = log_open(&lo, &s->log, err, errlen);
 	if (!rc) {
 		struct enforcer_opts eo = {

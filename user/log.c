@@ -18,6 +18,8 @@ struct rw_log {
 	char *path;           /* NULL for stdout or opts.stream */
 	FILE *out;
 	bool own_out;         /* we opened it */
+	char *batch;          /* batched: lines not yet written, LOG_BATCH_BYTES */
+	size_t pending;       /* bytes in batch */
 	uint64_t loss[LOSS_MAX];
 	uint64_t last_loss_ns; /* monotonic time of the last loss event, 0: never */
 	struct log_stats st;
@@ -33,6 +35,8 @@ static const char *const loss_names[LOSS_MAX] = {
 };
 
 #define NS_PER_SEC 1000000000ull
+/* Batched mode's buffer: lines are added whole, written out together. */
+#define LOG_BATCH_BYTES (64u << 10)
 
 static uint64_t clock_ns(clockid_t id)
 {
@@ -202,6 +206,42 @@ static void set_recipient(json_t *ev, const struct log_recipient *r)
 
 /* Writes the event as one line (and to syslog at priority, if >= 0);
  * takes the reference. */
+/*
+ * A reader (tail -f, a log shipper) never sees half an event: unbatched,
+ * each line is one flushed write; batched, a line goes into the buffer
+ * only when it fits whole, and log_flush() writes the buffer out.
+ */
+static int write_line(struct rw_log *lg, const char *line)
+{
+	size_t n = strlen(line);
+	int rc = 0;
+	if (lg->batch && lg->pending + n + 1 > LOG_BATCH_BYTES)
+		rc = log_flush(lg);
+	if (lg->batch && n + 1 <= LOG_BATCH_BYTES) {
+		memcpy(lg->batch + lg->pending, line, n);
+		lg->batch[lg->pending + n] = '\n';
+		lg->pending += n + 1;
+	} else if (fprintf(lg->out, "%s\n", line) < 0 || fflush(lg->out)) {
+		lg->st.write_errors++;
+		return -EIO;
+	}
+	lg->st.lines++;
+	return rc;
+}
+
+int log_flush(struct rw_log *lg)
+{
+	size_t n = lg->pending;
+	lg->pending = 0;
+	if (!n)
+		return 0;
+	if (fwrite(lg->batch, 1, n, lg->out) != n || fflush(lg->out)) {
+		lg->st.write_errors++;
+		return -EIO;
+	}
+	return 0;
+}
+
 static int emit(struct rw_log *lg, json_t *ev, int priority)
 {
 	if (!ev) {
@@ -214,15 +254,7 @@ static int emit(struct rw_log *lg, json_t *ev, int priority)
 		lg->st.write_errors++;
 		return -ENOMEM;
 	}
-	int rc = 0;
-	/* One write per line, flushed: a reader (tail -f, a shipper) never
-	 * sees half an event, and a crash loses none already logged. */
-	if (fprintf(lg->out, "%s\n", line) < 0 || fflush(lg->out)) {
-		lg->st.write_errors++;
-		rc = -EIO;
-	} else {
-		lg->st.lines++;
-	}
+	int rc = write_line(lg, line);
 	if (priority >= 0 && lg->opts.syslog) {
 		if (lg->opts.syslog_fn)
 			lg->opts.syslog_fn(priority, line, lg->opts.syslog_ctx);
@@ -405,6 +437,14 @@ int log_open(const struct rw_log_opts *opts, struct rw_log **out, char *err, siz
 			return rc;
 		}
 	}
+	if (opts->batched && !(lg->batch = malloc(LOG_BATCH_BYTES))) {
+		snprintf(err, errlen, "open log: out of memory");
+		if (lg->own_out)
+			fclose(lg->out);
+		free(lg->path);
+		free(lg);
+		return -ENOMEM;
+	}
 	if (opts->syslog && !opts->syslog_fn)
 		openlog("rcptwall", LOG_PID | LOG_NDELAY, LOG_MAIL);
 	*out = lg;
@@ -415,6 +455,7 @@ int log_reopen(struct rw_log *lg, char *err, size_t errlen)
 {
 	if (!lg->path)
 		return 0;
+	log_flush(lg); /* what was logged before the move goes to the old file */
 	FILE *old = lg->out;
 	int rc = open_file(lg, err, errlen);
 	if (rc) {
@@ -430,6 +471,8 @@ void log_close(struct rw_log *lg)
 	if (!lg)
 		return;
 	loss_emit(lg, true);
+	log_flush(lg);
+	free(lg->batch);
 	if (lg->own_out)
 		fclose(lg->out);
 	else

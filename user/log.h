@@ -37,6 +37,10 @@
 struct rw_log_opts {
 	const char *path;   /* "-" or NULL: stdout; else a file, appended to */
 	bool syslog;        /* flag and block events also to syslog (LOG_MAIL) */
+	/* Lines are written whole, but reach the file at log_flush() instead
+	 * of one write each: the event loop flushes after each batch of
+	 * records, so logging never delays the next blocked-map insert. */
+	bool batched;
 	/* Tests: write to stream instead of path, send syslog lines to
 	 * syslog_fn instead of syslog(3), and read the clocks from here. */
 	FILE *stream;
@@ -51,6 +55,8 @@ struct rw_log;
 /* 0 or negative errno, with "open log FILE: why" in err. */
 int log_open(const struct rw_log_opts *opts, struct rw_log **out, char *err, size_t errlen);
 void log_close(struct rw_log *lg);
+/* Writes out what a batched logger holds. 0 or -EIO. */
+int log_flush(struct rw_log *lg);
 /* Reopens the file (after logrotate moved it); no-op for stdout. */
 int log_reopen(struct rw_log *lg, char *err, size_t errlen);
 

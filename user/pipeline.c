@@ -238,6 +238,7 @@ void pipeline_tick(struct pipeline *p, const uint64_t *kc)
 			      &p->seen_kernel[RW_CNT_TLS_TRUNC_BYTES]);
 	}
 	log_loss_tick(p->log);
+	log_flush(p->log);
 }
 
 int pipeline_poll_timeout_ms(const struct pipeline *p, int idle_ms)

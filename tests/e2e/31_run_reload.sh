@@ -24,29 +24,31 @@ send() { # rcpt
 		--to "$1" --body reload-test >>"$PAIR_TMP/swaks.out" 2>&1 || fail "swaks to $1 failed"
 }
 flags() { $EVENTS "$LOG" count event=flag rcpt="$1"; }
-reloads() { $EVENTS "$LOG" count event=reload ok="$1"; }
+# has N FIELD=VALUE...: the log holds exactly N such events (evaluated at
+# each poll of wait_for, so it sees lines rcptwall writes later).
+has() { local n=$1; shift; [ "$($EVENTS "$LOG" count "$@")" -eq "$n" ]; }
 
 send a@examp1e.org
 send a@0ther.org
-wait_for "the first verdicts" test "$(flags a@examp1e.org)" -eq 1
+wait_for "the first verdicts" has 1 event=flag rcpt=a@examp1e.org
 [ "$(flags a@0ther.org)" -eq 0 ] || fail "0ther.org flagged before other.org was protected"
 
 # A changed list: other.org protected instead of example.org.
 echo "other.org" >"$PROTECT"
 kill -HUP "$RW_PID"
-wait_for "the reload" test "$(reloads true)" -eq 1
+wait_for "the reload" has 1 event=reload ok=true
 send b@examp1e.org
 send b@0ther.org
-wait_for "verdicts after reload" test "$(flags b@0ther.org)" -eq 1
+wait_for "verdicts after reload" has 1 event=flag rcpt=b@0ther.org
 [ "$(flags b@examp1e.org)" -eq 0 ] || fail "examp1e.org still flagged after reload"
 
 # A broken list: refused, the previous policy stays.
 printf 'other.org\nthis is not a domain!\n' >"$PROTECT"
 kill -HUP "$RW_PID"
-wait_for "the refused reload" test "$(reloads false)" -eq 1
+wait_for "the refused reload" has 1 event=reload ok=false
 send c@0ther.org
 send c@examp1e.org
-wait_for "verdicts after refused reload" test "$(flags c@0ther.org)" -eq 1
+wait_for "verdicts after refused reload" has 1 event=flag rcpt=c@0ther.org
 [ "$(flags c@examp1e.org)" -eq 0 ] || fail "refused reload changed the policy"
 grep -q "protect.txt" <($EVENTS "$LOG" values detail event=reload ok=false) ||
 	fail "the refused reload does not name the file"

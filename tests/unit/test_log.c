@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -459,6 +460,63 @@ static void test_file_and_reopen(void **state)
 	assert_non_null(strstr(err, "open log /nonexistent-dir/rcptwall.log"));
 }
 
+static size_t file_size(const char *path)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	return (size_t)st.st_size;
+}
+
+/* Batched: nothing reaches the file until log_flush(), then whole lines;
+ * over the buffer size, earlier lines go out whole, never half a line. */
+static void test_batched_file(void **state)
+{
+	char path[] = "/tmp/rw-test-log-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	struct rw_log_opts o = { .path = path, .batched = true };
+	struct rw_log *lg;
+	char err[256];
+	assert_int_equal(log_open(&o, &lg, err, sizeof(err)), 0);
+	struct rw_flow_key k = flow4();
+	assert_int_equal(log_flow_opaque(lg, &k, "one"), 0);
+	assert_int_equal(log_flow_opaque(lg, &k, "two"), 0);
+	assert_int_equal(file_size(path), 0);
+	assert_int_equal(log_flush(lg), 0);
+	size_t two = file_size(path);
+	assert_true(two > 0);
+
+	char big[900];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (int i = 0; i < 200; i++) { /* ~200 KB: several buffers' worth */
+		assert_int_equal(log_flow_opaque(lg, &k, big), 0);
+		size_t sz = file_size(path);
+		if (sz > two) { /* whatever went out ends with a whole line */
+			FILE *f = fopen(path, "r");
+			assert_non_null(f);
+			assert_int_equal(fseek(f, (long)sz - 1, SEEK_SET), 0);
+			assert_int_equal(fgetc(f), '\n');
+			fclose(f);
+		}
+	}
+	log_close(lg);
+	FILE *f = fopen(path, "r");
+	char line[2048];
+	int lines = 0;
+	while (fgets(line, sizeof(line), f)) {
+		json_error_t jerr;
+		json_t *ev = json_loads(line, 0, &jerr);
+		assert_non_null(ev);
+		json_decref(ev);
+		lines++;
+	}
+	fclose(f);
+	assert_int_equal(lines, 202);
+	unlink(path);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -473,6 +531,7 @@ int main(void)
 		T(test_lifecycle),
 		T(test_opaque_and_anomaly),
 		cmocka_unit_test(test_file_and_reopen),
+		cmocka_unit_test(test_batched_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -147,7 +147,9 @@ if [ -z "$no_host" ]; then
 	elif [ -n "$no_vm" ]; then
 		run_host_direct "--no-vm given" || failed=1
 	else
-		run_vm host "$image" "/lib/modules/$(uname -r)" || failed=1
+		hostmods=/lib/modules/$(uname -r)
+		[ -d "$hostmods" ] || hostmods= # a kernel with what it needs built in
+		run_vm host "$image" "$hostmods" || failed=1
 	fi
 fi
 

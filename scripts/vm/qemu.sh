@@ -20,7 +20,7 @@ vm_qemu() { # ACCEL TIMEOUT KERNEL INITRD APPEND
 		-nodefaults -no-user-config -nographic -no-reboot -nic none \
 		-serial stdio -monitor none \
 		-kernel "$kernel" -initrd "$initrd" \
-		-append "console=ttyS0 panic=-1 loglevel=4 $append" </dev/null
+		-append "console=ttyS0 panic=-1 loglevel=4 edd=off $append" </dev/null
 }
 
 # Chooses the accelerator: KVM only when /dev/kvm is usable and a probe

@@ -22,9 +22,13 @@ vm_base_initramfs() { # CACHE MODDIR
 		"$VM_DIR/kernel.sh" "$VM_DIR/modules.list" "${VM_TOOLS[@]}")
 	out=$cache/initramfs/base-$key.cpio
 	if [ -f "$out" ]; then
+		touch "$out" # in use: kept by the pruning below
 		echo "$out"
 		return
 	fi
+	# Every change of an input makes a new archive: drop the ones no run
+	# has used for two weeks, so the cache does not grow without bound.
+	find "$cache/initramfs" -name 'base-*.cpio' -mtime +14 -delete 2>/dev/null || true
 	vm_log "building base initramfs ($out)"
 	root=$(mktemp -d "${TMPDIR:-/tmp}/rw-vmtest-base.XXXXXX")
 	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,root,etc,lib/modules/vmtest}

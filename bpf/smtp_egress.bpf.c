@@ -19,6 +19,7 @@
 
 #include "rcptwall/rcptwall.h"
 #include "egress_parse.h"
+#include "shared_maps.bpf.h"
 
 /* Set by the loader before load (rodata: the verifier prunes dead branches). */
 const volatile bool have_pid_helper = false;
@@ -30,11 +31,6 @@ const volatile __u32 max_chunks = RW_MAX_CHUNKS;
  * wakes only a consumer that has caught up and costs far less per record
  * (see bench/bench_ring.c). */
 const volatile bool adaptive_wakeup = false;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, RW_RING_SIZE_DEFAULT);
-} rw_ring SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -50,20 +46,6 @@ struct {
 	__type(value, struct rw_block);
 } rw_blocked SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct rw_flow_key);
-	__type(value, struct rw_flow_state);
-} rw_flows SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, RW_CNT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} rw_counters SEC(".maps");
-
 /* One record under construction per CPU: records are too big for the stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -71,13 +53,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rw_record);
 } rw_scratch SEC(".maps");
-
-static __always_inline void count(__u32 idx, __u64 n)
-{
-	__u64 *v = bpf_map_lookup_elem(&rw_counters, &idx);
-	if (v)
-		*v += n; /* per-CPU slot: no atomic needed */
-}
 
 /* Fills the fixed part of a record; data and len are set by the caller. */
 static __always_inline struct rw_record *record_begin(const struct rw_flow_key *key, __u8 kind,

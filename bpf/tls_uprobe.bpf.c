@@ -71,26 +71,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #error "tls_uprobe: syscall numbers for this architecture are missing"
 #endif
 
-/* ---- maps shared with the tc program (user space reuses its fds) ------- */
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, RW_RING_SIZE_DEFAULT);
-} ring SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct rw_flow_key);
-	__type(value, struct rw_flow_state);
-} flows SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, RW_CNT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
+/* Maps shared with the tc program (user space reuses its fds). */
+#include "shared_maps.bpf.h"
 
 /* ---- this program's own state ------------------------------------------ */
 
@@ -170,13 +152,6 @@ struct {
 	__type(value, struct rw_record);
 } tls_scratch SEC(".maps");
 
-static __always_inline void count(__u32 idx, __u64 n)
-{
-	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
-
-	if (c)
-		*c += n; /* per-CPU: no other writer */
-}
 
 /* ---- entry: remember the call ------------------------------------------ */
 
@@ -387,7 +362,7 @@ static long send_chunk(__u32 i, void *arg)
 	 * whole write anyway, and a wakeup per chunk costs an IPI each. */
 	wakeup = c->off + len >= c->n || i == RW_MAX_CHUNKS - 1 ? BPF_RB_FORCE_WAKEUP
 								: BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&ring, rec, sizeof(rec->hdr) + len, wakeup)) {
+	if (bpf_ringbuf_output(&rw_ring, rec, sizeof(rec->hdr) + len, wakeup)) {
 		count(RW_CNT_RESERVE_FAIL, 1);
 	} else {
 		count(RW_CNT_RECORDS, 1);
@@ -404,7 +379,7 @@ static long send_chunk(__u32 i, void *arg)
 static __noinline void send_plaintext(const struct rw_flow_key *flow, __u64 buf,
 					   __u64 accepted, __u64 readable)
 {
-	struct rw_flow_state *st = bpf_map_lookup_elem(&flows, flow);
+	struct rw_flow_state *st = bpf_map_lookup_elem(&rw_flows, flow);
 	/* One TLS write of 2 GiB or more does not happen; bound it anyway. */
 	__u32 n = accepted > 0x7fffffff ? 0x7fffffff : (__u32)accepted;
 	struct chunk_ctx c;

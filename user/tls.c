@@ -348,11 +348,11 @@ int tls_probes_open(const struct tls_probe_opts *opts, struct tls_probes **out)
 		err = -errno;
 		goto fail;
 	}
-	err = reuse_map(tp->skel->maps.ring, opts->ring_fd);
+	err = reuse_map(tp->skel->maps.rw_ring, opts->ring_fd);
 	if (!err)
-		err = reuse_map(tp->skel->maps.flows, opts->flows_fd);
+		err = reuse_map(tp->skel->maps.rw_flows, opts->flows_fd);
 	if (!err)
-		err = reuse_map(tp->skel->maps.counters, opts->counters_fd);
+		err = reuse_map(tp->skel->maps.rw_counters, opts->counters_fd);
 	if (!err)
 		err = tls_uprobe__load(tp->skel);
 	if (err)

@@ -6,69 +6,23 @@
 # Then: SIGTERM leaves no filter of ours; after kill -9 the filter stays,
 # and the next start replaces it (exactly one while running, none after).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+. "$(dirname "$0")/../lib/pair.bash"
 
-RCPTWALL=${RCPTWALL:-$PWD/${BUILD:-build}/rcptwall}
-CLI=rw-cap-cli-$$
-SRV=rw-cap-srv-$$
-TMP=$(mktemp -d /tmp/rw-cap-XXXXXX)
-pids=()
-
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		kill -9 "$p" 2>/dev/null || true
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-	# Deleting the namespaces removes the veth pair and any filter on it.
-	ip netns del "$CLI" 2>/dev/null || true
-	ip netns del "$SRV" 2>/dev/null || true
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	for f in "$TMP"/*.out "$TMP"/*.err; do
-		[ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }
-	done >&2
-	exit 1
-}
-
-[ -x "$RCPTWALL" ] || fail "no rcptwall binary at $RCPTWALL (make first)"
-
-ip netns add "$CLI"
-ip netns add "$SRV"
-ip -n "$CLI" link add veth0 type veth peer name veth1 netns "$SRV"
-ip -n "$CLI" addr add 198.51.100.1/24 dev veth0
-ip -n "$SRV" addr add 198.51.100.2/24 dev veth1
-ip -n "$CLI" addr add 2001:db8:25::1/64 dev veth0 nodad
-ip -n "$SRV" addr add 2001:db8:25::2/64 dev veth1 nodad
-for ns in "$CLI" "$SRV"; do
-	ip -n "$ns" link set lo up
-done
-ip -n "$CLI" link set veth0 up
-ip -n "$SRV" link set veth1 up
+# ---- client and server namespaces, removed on every exit -------------------
+pair_up cap
+CLI=$PAIR_CLI
+SRV=$PAIR_SRV
+TMP=$PAIR_TMP
 
 # aiosmtpd listens on one address per process (asyncio sets IPV6_V6ONLY).
 for port in 25 587; do
 	for addr in 198.51.100.2 2001:db8:25::2; do
 		ip netns exec "$SRV" /usr/bin/python3 -m aiosmtpd -n -c aiosmtpd.handlers.Sink \
 			-l "$addr:$port" >"$TMP/sink-$addr-$port.out" 2>&1 &
-		pids+=($!)
+		PAIR_PIDS+=($!)
 	done
 done
 
-wait_for() { # description command...
-	local what=$1; shift
-	for _ in $(seq 1 100); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	fail "timed out waiting for $what"
-}
 sink_up() { [ "$(ip netns exec "$SRV" ss -ltnH "sport = :$1" | grep -c LISTEN)" -eq 2 ]; }
 wait_for "sinks on 25" sink_up 25
 wait_for "sinks on 587" sink_up 587
@@ -82,7 +36,7 @@ start_rcptwall() { # name [extra option]
 	ip netns exec "$CLI" "$RCPTWALL" run --dump ${2:-} --iface veth0 \
 		>"$TMP/$1.out" 2>"$TMP/$1.err" &
 	RW_PID=$!
-	pids+=("$RW_PID")
+	PAIR_PIDS+=("$RW_PID")
 	wait_for "rcptwall ($1) to attach" grep -q "watching veth0" "$TMP/$1.err"
 }
 

@@ -13,63 +13,19 @@
 # tracks (our veth) reach the ring, so tests running beside us do not
 # disturb this one.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+. "$(dirname "$0")/../lib/pair.bash"
 
-RCPTWALL=${RCPTWALL:-$PWD/${BUILD:-build}/rcptwall}
-CLI=rw-tls-cli-$$
-SRV=rw-tls-srv-$$
-TMP=$(mktemp -d /tmp/rw-tls-XXXXXX)
-pids=()
-
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		kill -TERM "$p" 2>/dev/null || true
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-	ip netns del "$CLI" 2>/dev/null || true
-	ip netns del "$SRV" 2>/dev/null || true
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	for f in "$TMP"/*.out "$TMP"/*.err; do
-		[ -f "$f" ] && { echo "--- $f"; tail -n 60 "$f"; }
-	done >&2
-	exit 1
-}
-
-wait_for() { # description command...
-	local what=$1; shift
-	for _ in $(seq 1 150); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	fail "timed out waiting for $what"
-}
-
-[ -x "$RCPTWALL" ] || fail "no rcptwall binary at $RCPTWALL (make first)"
 "$RCPTWALL" run --help | grep -- '--tls-lib' >/dev/null ||
-	fail "rcptwall run has no TLS capture (no --tls-lib in run --help): user/tls.h is not wired into cmd_run.c yet"
-swaks --support 2>&1 | grep '=== TLS supported' >/dev/null || fail "swaks without TLS (install libnet-ssleay-perl)"
+	{ echo "FAIL: rcptwall run has no TLS capture (no --tls-lib in run --help)" >&2; exit 1; }
+swaks --support 2>&1 | grep '=== TLS supported' >/dev/null ||
+	{ echo "FAIL: swaks without TLS (install libnet-ssleay-perl)" >&2; exit 1; }
 
-# ---- test bed -------------------------------------------------------------
-ip netns add "$CLI"
-ip netns add "$SRV"
-ip -n "$CLI" link add veth0 type veth peer name veth1 netns "$SRV"
-ip -n "$CLI" addr add 198.51.100.1/24 dev veth0
-ip -n "$SRV" addr add 198.51.100.2/24 dev veth1
-ip -n "$CLI" addr add 2001:db8:25::1/64 dev veth0 nodad
-ip -n "$SRV" addr add 2001:db8:25::2/64 dev veth1 nodad
-for ns in "$CLI" "$SRV"; do
-	ip -n "$ns" link set lo up
-done
-ip -n "$CLI" link set veth0 up
-ip -n "$SRV" link set veth1 up
+# ---- test bed: client and server namespaces, removed on every exit --------
+pair_up tls
+CLI=$PAIR_CLI
+SRV=$PAIR_SRV
+TMP=$PAIR_TMP
+cd "$REPO"
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
 	-subj /CN=sink.rcptwall.test -keyout "$TMP/key.pem" -out "$TMP/cert.pem" \
@@ -87,7 +43,7 @@ start_sink() { # name listen...
 	ip netns exec "$SRV" /usr/bin/python3 tests/lib/smtp_sink.py "${args[@]}" \
 		--store "$TMP/$name" --tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem" \
 		--ready-file "$TMP/$name.ready" >"$TMP/sink-$name.out" 2>&1 &
-	pids+=($!)
+	PAIR_PIDS+=($!)
 }
 start_sink mx25 198.51.100.2:25 "[2001:db8:25::2]:25"
 start_sink mx587 198.51.100.2:587 "[2001:db8:25::2]:587"
@@ -97,7 +53,7 @@ wait_for "sink on 587" test -f "$TMP/mx587.ready"
 ip netns exec "$CLI" "$RCPTWALL" run --dump --iface veth0 >"$TMP/rcptwall.out" \
 	2>"$TMP/rcptwall.err" &
 RW_PID=$!
-pids+=("$RW_PID")
+PAIR_PIDS+=("$RW_PID")
 wait_for "rcptwall to attach" grep -q "watching veth0" "$TMP/rcptwall.err"
 wait_for "rcptwall TLS probes" grep -q "TLS plaintext from" "$TMP/rcptwall.err"
 

@@ -35,28 +35,18 @@ stop_rcptwall() {
 		fail "table inet rcptwall remains after exit"
 }
 
-# send NAME SERVER PORT RCPT [swaks options]: body carries a unique marker.
-send() {
-	local name=$1 server=$2 port=$3 rcpt=$4; shift 4
-	MARKER="BODY-MARKER-$name-$RANDOM$RANDOM"
-	local rc=0
-	pair_cli timeout 30 swaks --server "$server" --port "$port" --ehlo client.example \
-		--from sender@example.com --to "$rcpt" --body "$MARKER" "$@" \
-		>"$PAIR_TMP/swaks-$name.out" 2>&1 || rc=$?
-	return "$rc"
-}
 
 delivered() { grep -rqF --include="msg-*.eml" -- "$1" "$PAIR_TMP/sink"; }
 body_seen() { grep -rqaF --include=raw.bin -- "$1" "$PAIR_TMP/sink"; }
 
 expect_delivered() { # name server port rcpt [opts]
-	send "$@" || fail "swaks $1 failed (see swaks-$1.out)"
+	pair_send "$@" || fail "swaks $1 failed (see swaks-$1.out)"
 	wait_for "message $1 at the sink" delivered "$MARKER"
 }
 
 expect_blocked() { # name server port rcpt [opts]
 	local name=$1 rcpt=$4
-	if send "$@"; then fail "swaks $name succeeded but should have been cut off"; fi
+	if pair_send "$@"; then fail "swaks $name succeeded but should have been cut off"; fi
 	grep -qiE "connection|lost|reset|abort|broken|timed out" "$PAIR_TMP/swaks-$name.out" ||
 		fail "swaks $name failed without a connection error"
 	! body_seen "$MARKER" || fail "the body of $name reached the sink"

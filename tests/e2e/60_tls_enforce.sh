@@ -38,22 +38,12 @@ RW_PID=$PAIR_BG_PID
 wait_for "rcptwall to attach" grep -q "watching veth0" "$PAIR_TMP/rcptwall.err"
 wait_for "the TLS uprobes" grep -q "TLS plaintext from" "$PAIR_TMP/rcptwall.err"
 
-# send NAME SERVER PORT RCPT [swaks options]: the body carries a unique marker.
-send() {
-	local name=$1 server=$2 port=$3 rcpt=$4; shift 4
-	MARKER="BODY-MARKER-$name-$RANDOM$RANDOM"
-	local rc=0
-	pair_cli timeout 30 swaks --server "$server" --port "$port" --ehlo client.example \
-		--from sender@example.com --to "$rcpt" --body "$MARKER" "$@" \
-		>"$PAIR_TMP/swaks-$name.out" 2>&1 || rc=$?
-	return "$rc"
-}
 
 delivered() { grep -rqF --include="msg-*.eml" -- "$1" "$PAIR_TMP/sink" "$PAIR_TMP/sink465"; }
 body_seen() { grep -rqaF --include=raw.bin -- "$1" "$PAIR_TMP/sink" "$PAIR_TMP/sink465"; }
 
 expect_delivered() { # name server port rcpt [opts]
-	send "$@" || fail "swaks $1 failed (see swaks-$1.out)"
+	pair_send "$@" || fail "swaks $1 failed (see swaks-$1.out)"
 	wait_for "message $1 at the sink" delivered "$MARKER"
 }
 
@@ -68,7 +58,7 @@ assert_cut() { # name rcpt
 
 expect_blocked() { # name server port rcpt [opts]
 	local name=$1 rcpt=$4
-	if send "$@"; then fail "swaks $name succeeded but should have been cut off"; fi
+	if pair_send "$@"; then fail "swaks $name succeeded but should have been cut off"; fi
 	assert_cut "$name" "$rcpt"
 }
 

@@ -10,6 +10,9 @@
 #   pair_cli CMD...         run CMD in the client namespace
 #   pair_bg NAME CMD...     run CMD in the background (stdout/err in $PAIR_TMP/NAME.out/.err),
 #                           killed on exit; its pid in $PAIR_BG_PID
+#   pair_send NAME SERVER PORT RCPT [SWAKS OPTIONS]
+#                           swaks from the client namespace; the body carries a
+#                           unique $MARKER; output in $PAIR_TMP/swaks-NAME.out
 #   wait_for WHAT CMD...    poll CMD for up to 10 s
 #   fail MESSAGE            print the logs and exit 1
 REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -90,4 +93,14 @@ pair_sink() {
 	pair_bg sink ip netns exec "$PAIR_SRV" "$PY" "$REPO/tests/lib/smtp_sink.py" \
 		"${l[@]}" --store "$PAIR_TMP/sink" --ready-file "$PAIR_TMP/sink.ready" "$@"
 	wait_for "the SMTP sink" test -e "$PAIR_TMP/sink.ready"
+}
+
+pair_send() {
+	local name=$1 server=$2 port=$3 rcpt=$4; shift 4
+	MARKER="BODY-MARKER-$name-$RANDOM$RANDOM"
+	local rc=0
+	pair_cli timeout 30 swaks --server "$server" --port "$port" --ehlo client.example \
+		--from sender@example.com --to "$rcpt" --body "$MARKER" "$@" \
+		>"$PAIR_TMP/swaks-$name.out" 2>&1 || rc=$?
+	return "$rc"
 }

@@ -319,11 +319,19 @@ static bool det_confusable(struct query *q)
 	size_t ul;
 	const char *ulabel = domain_reg_ulabel(&q->d, &ul);
 	char f[FOLD_MAX];
+	/* most labels share no fold with a protected one, and folding costs
+	 * more than this lookup */
+	int il = fold_invariant(ulabel, ul, f);
+	struct mh_iter it;
+	uint32_t v;
+	if (il >= 0) {
+		mh_find(&m->aux, mh_key(mh_poly(f, (size_t)il), (size_t)il, TAG_CONFINV, q->suffix_hash), &it);
+		if (!mh_next(&it, &v))
+			return false;
+	}
 	int n = fold_confusable(m->fold, ulabel, ul, f);
 	if (n <= 0)
 		return false;
-	struct mh_iter it;
-	uint32_t v;
 	for (mh_find(&m->idx, mh_key(mh_poly(f, (size_t)n), (size_t)n, TAG_CONF, q->suffix_hash), &it);
 	     mh_next(&it, &v);) {
 		const struct prot_entry *p = &m->prot[v];
@@ -399,7 +407,7 @@ static bool det_edit2(struct query *q)
 	struct mh_iter it;
 	uint32_t v;
 	uint64_t mask = 0;
-	for (mh_find(&q->m->idx, mh_key(q->suffix_hash, 0, TAG_DEL2LEN, 0), &it); mh_next(&it, &v);)
+	for (mh_find(&q->m->aux, mh_key(q->suffix_hash, 0, TAG_DEL2LEN, 0), &it); mh_next(&it, &v);)
 		mask |= q->m->del2_masks[v];
 	if (!((mask >> (n - 2)) & 0x1f)) /* no long label of length n-2 .. n+2 here */
 		return false;

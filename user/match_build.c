@@ -133,7 +133,8 @@ static int note_del2_length(struct matcher *m, uint64_t scope, size_t n)
 		m->del2_masks_cap = cap;
 	}
 	m->del2_masks[m->ndel2_masks] = 1ULL << n;
-	return mh_insert(&m->idx, key, (uint32_t)m->ndel2_masks++);
+	int rc = mh_insert(&m->aux, key, (uint32_t)m->ndel2_masks);
+	return rc ? rc : mh_insert(&m->idx, key, (uint32_t)m->ndel2_masks++);
 }
 
 /* The label and all its 1-deletions (TAG_DEL1); for long labels also the
@@ -159,6 +160,18 @@ static int index_deletions(struct matcher *m, uint32_t id, const char *l, size_t
 			rc = mh_insert(&m->idx,
 				       mh_key(match_del2_hash(m, P, n, j, k), n - 2, TAG_DEL2, scope), id);
 	return rc;
+}
+
+/* The invariant string of the confusable fold, so that a check can rule
+ * out the fold lookup before folding. A fold with a byte >= 0x80 (a letter
+ * with no Latin lookalike) can only equal a non-ASCII label's fold, and
+ * those are always folded: nothing to store. */
+static int index_conf_invariant(struct matcher *m, uint32_t id, const char *conf, size_t n,
+				uint64_t scope)
+{
+	char inv[FOLD_MAX];
+	int il = fold_invariant(conf, n, inv);
+	return il < 0 ? 0 : mh_insert(&m->aux, key_of(inv, (size_t)il, TAG_CONFINV, scope), id);
 }
 
 static int index_domain_entry(struct matcher *m, uint32_t id, const struct domain_name *d)
@@ -189,6 +202,7 @@ static int index_domain_entry(struct matcher *m, uint32_t id, const struct domai
 	rc = rc ? rc : mh_insert(&m->idx, key_of(hyph, (size_t)hyph_len, TAG_HYPH, p->suffix_hash), id);
 	rc = rc ? rc : mh_insert(&m->idx, key_of(dot, (size_t)dot_len, TAG_DOT, 0), id);
 	rc = rc ? rc : mh_insert(&m->idx, key_of(label, ll, TAG_LABEL, 0), id);
+	rc = rc ? rc : index_conf_invariant(m, id, conf, (size_t)conf_len, p->suffix_hash);
 	return rc ? rc : index_deletions(m, id, label, ll, p->suffix_hash);
 }
 
@@ -287,6 +301,7 @@ static int build(struct matcher *m, const struct match_policy_files *files, char
 		m->allow = calloc(allow.n + 1, sizeof(*m->allow));
 		m->block = calloc(block.n + 1, sizeof(*m->block));
 		rc = m->allow && m->block ? mh_init(&m->idx, prot.n * 64 + allow.n + block.n) : -ENOMEM;
+		rc = rc ? rc : mh_init(&m->aux, prot.n + 16);
 		if (rc < 0)
 			snprintf(err, errlen, "matcher: out of memory");
 	}
@@ -335,6 +350,7 @@ void matcher_free(struct matcher *m)
 	domain_ctx_free(m->dom);
 	fold_ctx_free(m->fold);
 	mh_free(&m->idx);
+	mh_free(&m->aux);
 	free(m->prot);
 	free(m->allow);
 	free(m->block);
@@ -348,7 +364,7 @@ void matcher_info(const struct matcher *m, struct matcher_info *out)
 	out->protected_entries = m->nprot;
 	out->allow_entries = m->nallow;
 	out->block_entries = m->nblock;
-	out->mem_bytes = sizeof(*m) + mh_mem_bytes(&m->idx) + m->arena_cap +
+	out->mem_bytes = sizeof(*m) + mh_mem_bytes(&m->idx) + mh_mem_bytes(&m->aux) + m->arena_cap +
 			 m->prot_cap * sizeof(*m->prot) + m->del2_masks_cap * sizeof(uint64_t) +
 			 (m->nallow + m->nblock + 2) * sizeof(struct list_entry);
 }

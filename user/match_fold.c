@@ -161,10 +161,11 @@ static const char class_table[256] = {
 
 static char ascii_class(char c)
 {
-	char t = class_table[(unsigned char)c];
-	if (t)
-		return t;
-	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+	/* without branches: the table hits are frequent letters (n, r, e,
+	 * d, i), a branch on them is mispredicted all the time */
+	unsigned char u = (unsigned char)c, t = (unsigned char)class_table[u];
+	unsigned char lower = (unsigned char)(u + 32 * ((unsigned char)(u - 'A') < 26));
+	return (char)(t + (t == 0) * lower);
 }
 
 /* Pairs (after ascii_class) that read as one letter: vv -> w, cl/bl/lb ->
@@ -244,6 +245,31 @@ int fold_confusable(const struct fold_ctx *ctx, const char *label, size_t len, c
 	if (n < 0)
 		return -1;
 	return fold_ascii_classes(latin, (size_t)n, out);
+}
+
+#define LETTER_BIT(c) (1ULL << ((c) - 'b'))
+#define PAIR_LETTERS                                                                      \
+	(LETTER_BIT('b') | LETTER_BIT('c') | LETTER_BIT('h') | LETTER_BIT('k') | LETTER_BIT('l') | \
+	 LETTER_BIT('m') | LETTER_BIT('v') | LETTER_BIT('w'))
+
+int fold_invariant(const char *label, size_t len, char *out)
+{
+	if (len >= FOLD_MAX)
+		return -1;
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)label[i] >= 0x80)
+			return -1;
+		char c = ascii_class(label[i]);
+		/* the letters pair_pass() reads or writes (b c h k l v w) and the
+		 * m runs it collapses, as bits from 'b' up: a mask, not a chain of
+		 * mispredicted comparisons */
+		unsigned d = (unsigned char)(c - 'b');
+		uint64_t touched = (PAIR_LETTERS >> (d & 63)) & (d < 64);
+		out[o] = c;
+		o += !touched;
+	}
+	return (int)o;
 }
 
 int fold_strip(const char *s, size_t len, char *out)

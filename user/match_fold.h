@@ -32,6 +32,17 @@ void fold_ctx_free(struct fold_ctx *ctx);
  */
 int fold_confusable(const struct fold_ctx *ctx, const char *label, size_t len, char *out);
 
+/*
+ * The characters of an ASCII label that its confusable fold keeps as they
+ * are, in order: after the class map, everything but the letters the pair
+ * and run rules read or write (v c b l h k w m). Two ASCII labels with the
+ * same fold have the same invariant string, so a hash of it rules out most
+ * fold lookups without computing the fold. Writes at most FOLD_MAX bytes
+ * into out and returns the length, or -1 for a byte >= 0x80 or a label too
+ * long to fold.
+ */
+int fold_invariant(const char *label, size_t len, char *out);
+
 /* Copies s without the characters '-' and '.'; out holds FOLD_MAX bytes.
  * Returns the length, or -1 when s is too long. */
 int fold_strip(const char *s, size_t len, char *out);

@@ -29,6 +29,7 @@ enum match_tag {
 	TAG_BLOCK,
 	TAG_BLOCK_WILD,
 	TAG_DEL2LEN,    /* suffix -> index into del2_masks */
+	TAG_CONFINV,    /* invariant string of the confusable fold (fold_invariant), scoped by suffix */
 };
 
 /* Strings live in one arena and are referred to by offset. */
@@ -59,6 +60,10 @@ struct matcher {
 	struct domain_ctx *dom;
 	struct fold_ctx *fold;
 	struct mh_table idx;
+	/* Small keys asked on most checks, kept apart from the big index so
+	 * their lookups stay in cache: TAG_DEL2LEN (also in idx) and
+	 * TAG_CONFINV. */
+	struct mh_table aux;
 	struct prot_entry *prot;
 	size_t nprot, prot_cap;
 	struct list_entry *allow, *block;

@@ -19,7 +19,7 @@
  *      the tc program keys it. Every other syscall costs one compare.
  *   3. uretprobe: the library says how many plaintext bytes it took; those
  *      bytes (the caller's buffer is intact until the function returns) are
- *      sent once, at tls_next_seq, which is advanced atomically. Emitting at
+ *      sent once, at the flow's offset (rw_tls_offsets), advanced atomically. Emitting at
  *      return, and only for accepted bytes, means a call that fails with
  *      WANT_WRITE / GNUTLS_E_AGAIN and is retried is counted once.
  * A write that reaches no socket while in the library (GnuTLS corked
@@ -73,6 +73,14 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Maps shared with the tc program (user space reuses its fds). */
 #include "shared_maps.bpf.h"
+
+/* Plaintext offsets, apart from the flows map: see struct rw_tls_offset. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct rw_flow_key);
+	__type(value, struct rw_tls_offset);
+} rw_tls_offsets SEC(".maps");
 
 /* ---- this program's own state ------------------------------------------ */
 
@@ -376,6 +384,22 @@ static long send_chunk(__u32 i, void *arg)
  * accepted: bytes the library took; readable: how many of them buf holds
  * (fewer only when the caller passed no buffer, see tls_retry).
  */
+/* The flow's offset entry, started over when the connection is new (the tc
+ * program re-creates the flow state, with a new created_ns, on a SYN). */
+static __always_inline struct rw_tls_offset *tls_offset(const struct rw_flow_key *flow,
+							 __u64 created_ns)
+{
+	struct rw_tls_offset *o = bpf_map_lookup_elem(&rw_tls_offsets, flow);
+
+	if (o && o->flow_created_ns == created_ns)
+		return o;
+	struct rw_tls_offset fresh = { .flow_created_ns = created_ns };
+
+	if (bpf_map_update_elem(&rw_tls_offsets, flow, &fresh, BPF_ANY))
+		return NULL;
+	return bpf_map_lookup_elem(&rw_tls_offsets, flow);
+}
+
 static __noinline void send_plaintext(const struct rw_flow_key *flow, __u64 buf,
 					   __u64 accepted, __u64 readable)
 {
@@ -388,9 +412,15 @@ static __noinline void send_plaintext(const struct rw_flow_key *flow, __u64 buf,
 		count(RW_CNT_TLS_UNATTRIBUTED, 1);
 		return;
 	}
+	struct rw_tls_offset *off = tls_offset(flow, st->created_ns);
+
+	if (!off) {
+		count(RW_CNT_TLS_TRUNC_BYTES, n);
+		return;
+	}
 	/* Reserve [base, base + n) of the plaintext stream, even for bytes not
 	 * sent, so offsets stay those of the stream and a loss shows as a gap. */
-	c.base = __sync_fetch_and_add(&st->tls_next_seq, n);
+	c.base = __sync_fetch_and_add(&off->next_seq, n);
 	c.phase = st->tls_phase;
 	c.skip = skipped_by_phase(st, c.base, n, c.phase);
 	if (c.skip)

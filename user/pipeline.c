@@ -83,11 +83,6 @@ static void set_kernel_phase(struct pipeline *p, const struct smtp_event *ev)
 		st.phase = ev->u.phase.phase;
 		st.bdat_end_seq = ev->u.phase.bdat_end_seq;
 	}
-	/* tls_next_seq is advanced by the uprobes concurrently: writing back
-	 * the value we read could move it back. Keep the kernel's latest. */
-	struct rw_flow_state now;
-	if (!bpf_map_lookup_elem(p->flows_fd, ev->flow, &now))
-		st.tls_next_seq = now.tls_next_seq;
 	if (bpf_map_update_elem(p->flows_fd, ev->flow, &st, BPF_EXIST))
 		p->stats.phase_misses++;
 	else

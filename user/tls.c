@@ -433,6 +433,11 @@ const struct tls_lib *tls_probes_lib(const struct tls_probes *tp, size_t i)
 	return i < tp->n_libs ? &tp->libs[i] : NULL;
 }
 
+int tls_probes_offsets_fd(const struct tls_probes *tp)
+{
+	return bpf_map__fd(tp->skel->maps.rw_tls_offsets);
+}
+
 void tls_probes_close(struct tls_probes *tp)
 {
 	if (!tp)

@@ -67,6 +67,9 @@ int tls_probes_attach(struct tls_probes *tp);
 size_t tls_probes_lib_count(const struct tls_probes *tp);
 const struct tls_lib *tls_probes_lib(const struct tls_probes *tp, size_t i);
 
+/* The plaintext offsets map (struct rw_tls_offset by flow), for tests. */
+int tls_probes_offsets_fd(const struct tls_probes *tp);
+
 /* Detaches, unloads, frees. NULL is fine. */
 void tls_probes_close(struct tls_probes *tp);
 

@@ -110,8 +110,8 @@ enum rw_phase {
 
 /*
  * Value of the flows map (LRU hash keyed by struct rw_flow_key). The tc
- * program creates an entry when it first sees a flow; afterwards user space
- * sets the phases, and the TLS uprobes advance tls_next_seq. Two phases,
+ * program creates an entry when it first sees a flow (again on a SYN);
+ * afterwards only user space writes it, to set the phases. Two phases,
  * because a STARTTLS flow has two client streams: the TCP bytes on the wire
  * (opaque after STARTTLS) and the plaintext handed to the TLS library.
  */
@@ -121,8 +121,22 @@ struct rw_flow_state {
 	__u8 pad[2];
 	__u32 bdat_end_seq;     /* phase RW_PHASE_BDAT: first TCP seq after the chunk */
 	__u32 tls_bdat_end_seq; /* tls_phase RW_PHASE_BDAT: same, as plaintext offset */
-	__u32 tls_next_seq;     /* plaintext offset of the next TLS write (starts at 0) */
+	__u32 pad2;
 	__u64 created_ns;       /* bpf_ktime_get_ns() when the program created it */
+};
+
+/*
+ * Value of the TLS uprobes' offsets map (LRU hash keyed by struct
+ * rw_flow_key): the plaintext offset of the flow's next TLS write, which
+ * the uprobes advance atomically. Kept out of rw_flow_state on purpose:
+ * user space rewrites that value whole to change a phase, which replaces
+ * the map element, and an increment landing on the replaced element would
+ * be lost (a pipelined BDAT chunk is being written exactly then).
+ */
+struct rw_tls_offset {
+	__u64 flow_created_ns;  /* rw_flow_state.created_ns of the connection it counts */
+	__u32 next_seq;         /* starts at 0 for every new connection */
+	__u32 pad;
 };
 
 /* Value of the ports map (array indexed by destination port). */

@@ -134,20 +134,24 @@ static void watch_flow(struct fixture *f, const struct rw_flow_key *k, uint8_t t
 	struct rw_flow_state st = {
 		.phase = RW_PHASE_OPAQUE,
 		.tls_phase = tls_phase,
-		.tls_next_seq = next_seq,
 		.tls_bdat_end_seq = bdat_end,
 	};
+	/* The offset belongs to this connection (same created_ns). */
+	struct rw_tls_offset off = { .flow_created_ns = st.created_ns, .next_seq = next_seq };
 
 	assert_int_equal(bpf_map_update_elem(f->flows_fd, k, &st, BPF_ANY), 0);
+	assert_int_equal(bpf_map_update_elem(tls_probes_offsets_fd(f->tp), k, &off, BPF_ANY), 0);
 }
 
-static struct rw_flow_state flow_state(struct fixture *f, const struct rw_flow_key *k)
+/* The plaintext offset of the flow's next TLS write. */
+static uint32_t tls_next_seq(struct fixture *f, const struct rw_flow_key *k)
 {
-	struct rw_flow_state st;
+	struct rw_tls_offset off;
 
-	assert_int_equal(bpf_map_lookup_elem(f->flows_fd, k, &st), 0);
-	return st;
+	assert_int_equal(bpf_map_lookup_elem(tls_probes_offsets_fd(f->tp), k, &off), 0);
+	return off.next_seq;
 }
+
 
 /* ---- TLS endpoints ------------------------------------------------------------ */
 
@@ -419,7 +423,7 @@ static void test_rcpt_in_command_phase(void **state)
 	assert_record(r[1], &c.key, strlen(RCPT_LINE), "DATA\r\n", 6);
 	assert_int_equal(r[0]->hdr.phase, RW_PHASE_COMMAND);
 	assert_int_equal(r[0]->hdr.flags, 0);
-	assert_int_equal(flow_state(f, &c.key).tls_next_seq, strlen(RCPT_LINE) + 6);
+	assert_int_equal(tls_next_seq(f, &c.key), strlen(RCPT_LINE) + 6);
 	conn_close(&c);
 }
 
@@ -438,6 +442,41 @@ static void test_ssl_write_ex(void **state)
 	drain(f);
 	assert_int_equal(records_of(f, &c.key, r, 2), 1);
 	assert_record(r[0], &c.key, 100, RCPT_LINE, strlen(RCPT_LINE));
+	conn_close(&c);
+}
+
+/*
+ * User space changes a phase by rewriting the flow's state, which replaces
+ * the map element: the plaintext offset lives elsewhere and survives it. A
+ * new connection on the same tuple (the tc program re-creates the state on
+ * its SYN, with a new created_ns) starts over at 0.
+ */
+static void test_offset_survives_phase_change(void **state)
+{
+	struct fixture *f = *state;
+	struct seen_record *r[2];
+	struct conn c;
+
+	conn_openssl(f, &c, f->listen4);
+	watch_flow(f, &c.key, RW_PHASE_COMMAND, 0, 0);
+	drain(f);
+	ssl_send(&c, RCPT_LINE, strlen(RCPT_LINE));
+	struct rw_flow_state st;
+	assert_int_equal(bpf_map_lookup_elem(f->flows_fd, &c.key, &st), 0);
+	st.tls_phase = RW_PHASE_COMMAND; /* what the pipeline writes back */
+	assert_int_equal(bpf_map_update_elem(f->flows_fd, &c.key, &st, BPF_EXIST), 0);
+	ssl_send(&c, RCPT_LINE, strlen(RCPT_LINE));
+	drain(f);
+	assert_int_equal(records_of(f, &c.key, r, 2), 2);
+	assert_record(r[1], &c.key, strlen(RCPT_LINE), RCPT_LINE, strlen(RCPT_LINE));
+
+	st.created_ns = 12345; /* a SYN made it a new connection */
+	assert_int_equal(bpf_map_update_elem(f->flows_fd, &c.key, &st, BPF_EXIST), 0);
+	drain(f);
+	ssl_send(&c, RCPT_LINE, strlen(RCPT_LINE));
+	drain(f);
+	assert_int_equal(records_of(f, &c.key, r, 2), 1);
+	assert_record(r[0], &c.key, 0, RCPT_LINE, strlen(RCPT_LINE));
 	conn_close(&c);
 }
 
@@ -603,7 +642,7 @@ static void test_data_phase_tail(void **state)
 	/* A write shorter than the tail goes whole. */
 	assert_record(r[1], &c.key, 500 + sizeof(body), "\r\n.\r\n", 5);
 	assert_int_equal(r[1]->hdr.skipped, 0);
-	assert_int_equal(flow_state(f, &c.key).tls_next_seq, 500 + sizeof(body) + 5);
+	assert_int_equal(tls_next_seq(f, &c.key), 500 + sizeof(body) + 5);
 	assert_true(counter(f, RW_CNT_BODY_SKIPPED_BYTES) >=
 		    skipped_before + sizeof(body) - RW_BODY_TAIL);
 	conn_close(&c);
@@ -656,7 +695,7 @@ static void test_truncation(void **state)
 	}
 	assert_true(counter(f, RW_CNT_TLS_TRUNC_BYTES) >= trunc_before + (big - sent));
 	/* The stream offset covers every byte, sent or not. */
-	assert_int_equal(flow_state(f, &c.key).tls_next_seq, big);
+	assert_int_equal(tls_next_seq(f, &c.key), big);
 	free(buf);
 	conn_close(&c);
 }
@@ -739,7 +778,7 @@ static void test_gnutls_again_retry(void **state)
 	/* The repeated send: its tail, once, at its place in the stream. */
 	assert_record(r[n - 1], &c.key, total - RW_BODY_TAIL, buf + sizeof(buf) - RW_BODY_TAIL,
 		      RW_BODY_TAIL);
-	assert_int_equal(flow_state(f, &c.key).tls_next_seq, total);
+	assert_int_equal(tls_next_seq(f, &c.key), total);
 	assert_true(writes > 1);
 	assert_int_equal(fcntl(c.cfd, F_SETFL, fcntl(c.cfd, F_GETFL) & ~O_NONBLOCK), 0);
 	conn_close(&c);
@@ -844,6 +883,7 @@ int main(void)
 		cmocka_unit_test(test_attached_libraries),
 		cmocka_unit_test(test_rcpt_in_command_phase),
 		cmocka_unit_test(test_ssl_write_ex),
+		cmocka_unit_test(test_offset_survives_phase_change),
 		cmocka_unit_test(test_ipv6_flow),
 		cmocka_unit_test(test_interleaved_sessions),
 		cmocka_unit_test(test_concurrent_threads),

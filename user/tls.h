@@ -16,7 +16,8 @@
  *     tls_probes_close(tp);               detaches every probe
  *
  * Records: kind RW_REC_DATA, source RW_SRC_TLS, seq = plaintext offset in
- * the flow (rw_flow_state.tls_next_seq), filtered by the flow's tls_phase.
+ * the flow (map rw_tls_offsets, struct rw_tls_offset), filtered by the
+ * flow's tls_phase.
  */
 #ifndef RCPTWALL_TLS_H
 #define RCPTWALL_TLS_H

@@ -146,7 +146,9 @@ static int check_ldh(const char *in, size_t len, char *dst, bool *needs_idna, co
 				*why = "label starts or ends with a hyphen";
 				return -EINVAL;
 			}
-			if (ll >= 4 && !strncmp(dst + label_start, "xn--", 4))
+			/* memcmp, not strncmp: the 4 bytes are checked LDH characters,
+			 * no NUL among them, and this compiles to one comparison */
+			if (ll >= 4 && !memcmp(dst + label_start, "xn--", 4))
 				*needs_idna = true;
 			label_start = i + 1;
 		} else if (!is_ascii_alnum(c) && c != '-') {

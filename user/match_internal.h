@@ -91,11 +91,20 @@ static inline uint64_t match_sub_hash(const struct matcher *m, const uint64_t *P
 	return P[b] - P[a] * m->pow[b - a];
 }
 
+/* Two characters per step on the dependent chain (P[i] -> P[i + 2]); the
+ * odd prefix in between is computed off the chain. Same values as one at a
+ * time, in half the latency. */
 static inline void match_prefix_hashes(const char *s, size_t n, uint64_t *P)
 {
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0;
 	P[0] = 0;
-	for (size_t i = 0; i < n; i++)
-		P[i + 1] = P[i] * MH_BASE + (unsigned char)s[i] + 1;
+	for (; i + 2 <= n; i += 2) {
+		P[i + 1] = P[i] * MH_BASE + u[i] + 1;
+		P[i + 2] = P[i] * MH_BASE2 + (u[i] + 1ULL) * MH_BASE + u[i + 1] + 1;
+	}
+	if (i < n)
+		P[i + 1] = P[i] * MH_BASE + u[i] + 1;
 }
 
 /* Hash of s[0..n) with s[k] deleted. */

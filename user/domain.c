@@ -279,15 +279,18 @@ static void locate_suffix(const struct domain_ctx *ctx, struct domain_name *out)
 	}
 	out->has_registrable = out->nlabels > out->suffix_labels;
 	out->suffix_off = label_offset_from_end(out->ascii, out->ascii_len, out->suffix_labels);
-	out->usuffix_off = label_offset_from_end(out->unicode, out->unicode_len, out->suffix_labels);
-	if (out->has_registrable) {
-		out->reg_off = label_offset_from_end(out->ascii, out->ascii_len, out->suffix_labels + 1);
-		out->ureg_off = label_offset_from_end(out->unicode, out->unicode_len,
-						      out->suffix_labels + 1);
-	} else {
-		out->reg_off = out->suffix_off;
-		out->ureg_off = out->usuffix_off;
+	out->reg_off = out->has_registrable
+			       ? label_offset_from_end(out->ascii, out->ascii_len, out->suffix_labels + 1)
+			       : out->suffix_off;
+	if (!out->idn) { /* the same string: the same offsets, no second scan */
+		out->usuffix_off = out->suffix_off;
+		out->ureg_off = out->reg_off;
+		return;
 	}
+	out->usuffix_off = label_offset_from_end(out->unicode, out->unicode_len, out->suffix_labels);
+	out->ureg_off = out->has_registrable ? label_offset_from_end(out->unicode, out->unicode_len,
+								     out->suffix_labels + 1)
+					     : out->usuffix_off;
 }
 
 /* Clears the fields without touching the two large buffers (hot path). */

@@ -280,14 +280,16 @@ static size_t deletion_keys(const struct query *q, unsigned tag, bool two, uint6
 			X[k] = (P[k] - P[k + 1]) * m->pow[n - 2 - k];
 	}
 	uint64_t salt1 = mh_key_salt(n - 1, tag, s), salt2 = mh_key_salt(n - 2, tag, s);
+	const uint64_t *filter = t->filter;
+	size_t words = t->filter_bits / 64 - 1;
 	keys[nk] = mh_key(P[n], n, tag, s);
-	nk += mh_maybe(t, keys[nk]);
+	nk += mh_maybe_in(filter, words, keys[nk]);
 	for (size_t j = 0; j < n; j++) {
 		keys[nk] = mh_key_salted(Y[j], salt1);
-		nk += mh_maybe(t, keys[nk]);
+		nk += mh_maybe_in(filter, words, keys[nk]);
 		for (size_t k = j + 1; two && k < n; k++) {
 			keys[nk] = mh_key_salted(X[j] + Y[k], salt2);
-			nk += mh_maybe(t, keys[nk]);
+			nk += mh_maybe_in(filter, words, keys[nk]);
 		}
 	}
 	return nk;

@@ -74,11 +74,19 @@ static inline size_t mh_filter_word(const struct mh_table *t, uint64_t key)
 	return (key >> 20) & (t->filter_bits / 64 - 1);
 }
 
+/* mh_maybe() with the filter and its word mask (filter_bits / 64 - 1)
+ * held by the caller: a loop that stores 64-bit keys would otherwise make
+ * the compiler reload both after every store (they might alias). */
+static inline bool mh_maybe_in(const uint64_t *filter, size_t word_mask, uint64_t key)
+{
+	uint64_t mask = mh_filter_mask(key);
+	return (filter[(key >> 20) & word_mask] & mask) == mask;
+}
+
 /* May key be in the table? (the filter alone: false means surely not) */
 static inline bool mh_maybe(const struct mh_table *t, uint64_t key)
 {
-	uint64_t mask = mh_filter_mask(key);
-	return (t->filter[mh_filter_word(t, key)] & mask) == mask;
+	return mh_maybe_in(t->filter, t->filter_bits / 64 - 1, key);
 }
 
 static inline void mh_find(const struct mh_table *t, uint64_t key, struct mh_iter *it)

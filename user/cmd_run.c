@@ -64,6 +64,7 @@ struct run_state {
 	struct enforcer *enf;
 	struct pipeline *pipe;
 	struct tls_probes *tls;
+	bool started;                      /* set up and running: a summary is due */
 	uint64_t kernel[RW_CNT_MAX];
 	uint64_t last_counter_read_ns;
 };
@@ -543,7 +544,7 @@ static void run_teardown(struct run_state *s)
 	tls_probes_close(s->tls);
 	if (s->ld_open)
 		loader_detach_all(&s->ld);
-	if (s->cap_open && s->ld_open)
+	if (s->started)
 		print_summary(s);
 	if (s->cap_open)
 		capture_close(&s->cap);
@@ -584,6 +585,7 @@ int cmd_run(int argc, char **argv)
 		announce_mode(&s);
 	}
 	int rc = run_setup(&s, &opts);
+	s.started = rc == 0;
 	if (!rc) {
 		if (s.log)
 			log_lifecycle(s.log, LOG_START, s.cfg.mode, true,

@@ -22,62 +22,22 @@
 #
 #   bench/tls_overhead.sh [ROUNDS] [MB] [WRITE]    defaults: 5 64 16384
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/../tests/lib/pair.bash"
 
 ROUNDS=${1:-5}
 MB=${2:-64}
 WRITE=${3:-16384}
-RCPTWALL=${RCPTWALL:-$PWD/${BUILD:-build}/rcptwall}
-CLI=rw-tlsbench-cli-$$
-SRV=rw-tlsbench-srv-$$
-TMP=$(mktemp -d /tmp/rw-tlsbench-XXXXXX)
-pids=()
+die() { fail "tls_overhead: $*"; }
 
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		kill -TERM "$p" 2>/dev/null || true
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-	ip netns del "$CLI" 2>/dev/null || true
-	ip netns del "$SRV" 2>/dev/null || true
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-die() {
-	echo "tls_overhead: $*" >&2
-	for f in "$TMP"/*.err; do
-		[ -f "$f" ] && { echo "--- $f"; tail -n 20 "$f"; }
-	done >&2
-	exit 1
-}
-
-wait_for() { # description command...
-	local what=$1; shift
-	for _ in $(seq 1 150); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	die "timed out waiting for $what"
-}
-
-[ -x "$RCPTWALL" ] || die "no rcptwall binary at $RCPTWALL (make first)"
 "$RCPTWALL" run --help | grep -- '--no-tls' >/dev/null ||
-	die "rcptwall run has no TLS capture (--no-tls missing): user/tls.h not wired into cmd_run.c"
+	{ echo "tls_overhead: rcptwall run has no TLS capture (--no-tls missing)" >&2; exit 1; }
 
-ip netns add "$CLI"
-ip netns add "$SRV"
-ip -n "$CLI" link add veth0 type veth peer name veth1 netns "$SRV"
-ip -n "$CLI" addr add 198.51.100.1/24 dev veth0
-ip -n "$SRV" addr add 198.51.100.2/24 dev veth1
-for ns in "$CLI" "$SRV"; do
-	ip -n "$ns" link set lo up
-done
-ip -n "$CLI" link set veth0 up
-ip -n "$SRV" link set veth1 up
+# Client and server namespaces (tests/lib/pair.bash), removed on every exit.
+pair_up tlsbench
+CLI=$PAIR_CLI
+SRV=$PAIR_SRV
+TMP=$PAIR_TMP
+cd "$REPO"
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
 	-subj /CN=bench.rcptwall.test -keyout "$TMP/key.pem" -out "$TMP/cert.pem" \
@@ -129,7 +89,7 @@ EOF
 for port in 8443 465; do
 	ip netns exec "$SRV" /usr/bin/python3 "$TMP/recv.py" "$port" "$TMP/cert.pem" \
 		"$TMP/key.pem" 2>"$TMP/recv-$port.err" &
-	pids+=($!)
+	PAIR_PIDS+=($!)
 done
 wait_for "receivers" sh -c "ip netns exec $SRV ss -ltnH | grep -c ':8443\|:465' | grep -qx 2"
 
@@ -138,7 +98,7 @@ measure() { # port rcptwall-option...
 	local port=$1; shift
 	ip netns exec "$CLI" "$RCPTWALL" run --iface veth0 "$@" >/dev/null 2>"$TMP/rw.err" &
 	local rw=$!
-	pids+=("$rw")
+	PAIR_PIDS+=("$rw")
 	wait_for "rcptwall to attach" grep -q "watching veth0" "$TMP/rw.err"
 	if [ $# -eq 0 ]; then
 		wait_for "TLS probes" grep -q "TLS plaintext from" "$TMP/rw.err"

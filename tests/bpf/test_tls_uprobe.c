@@ -447,9 +447,12 @@ static void test_ssl_write_ex(void **state)
 
 /*
  * User space changes a phase by rewriting the flow's state, which replaces
- * the map element: the plaintext offset lives elsewhere and survives it. A
- * new connection on the same tuple (the tc program re-creates the state on
- * its SYN, with a new created_ns) starts over at 0.
+ * the map element; the plaintext offset lives in its own map, so the next
+ * write continues where the last one ended. (The race this guards against,
+ * an increment landing on the replaced element, is not reproduced here: it
+ * needs a write and a rewrite at the same instant.) A new connection on the
+ * same tuple (the tc program re-creates the state on its SYN, with a new
+ * created_ns) starts over at 0.
  */
 static void test_offset_survives_phase_change(void **state)
 {

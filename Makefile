@@ -102,6 +102,8 @@ $(BUILD)/bpf/%.tmp.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard bpf/*.h) include
 $(BUILD)/bpf/tls_uprobe.tmp.o: CLANG += -mcpu=v3
 # Its test speaks TLS itself, with both libraries the probes attach to.
 $(BUILD)/tests/test_tls_uprobe $(ASAN)/tests/test_tls_uprobe: LIBS += -lssl -lcrypto -lgnutls -lpthread
+# Its benchmark measures the probes on the real libssl too.
+$(BUILD)/bench/bench_uprobe: LIBS += -lssl -lcrypto -lpthread
 
 $(BUILD)/bpf/%.bpf.o: $(BUILD)/bpf/%.tmp.o
 	$(BPFTOOL) gen object $@ $<

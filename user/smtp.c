@@ -1318,6 +1318,20 @@ int smtp_parser_feed(struct smtp_parser *p, const struct smtp_segment *seg)
 	return 0;
 }
 
+int smtp_parser_stream_next(const struct smtp_parser *p, const struct rw_flow_key *flow,
+			    uint8_t source, uint32_t *next)
+{
+	int idx = stream_index(source);
+	if (idx < 0)
+		return -ENOENT;
+	const struct smtp_flow *f = smtp_table_find(&p->table, flow, flow_key_hash(flow));
+	const struct smtp_stream *s = f ? f->streams[idx] : NULL;
+	if (!s || !s->rs.started)
+		return -ENOENT;
+	*next = s->rs.next;
+	return 0;
+}
+
 void smtp_parser_flow_end(struct smtp_parser *p, const struct rw_flow_key *flow, uint64_t ts_ns)
 {
 	struct smtp_flow *f = flow_lookup(p, flow, false, ts_ns);

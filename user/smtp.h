@@ -135,6 +135,14 @@ int smtp_parser_feed(struct smtp_parser *p, const struct smtp_segment *seg);
  */
 void smtp_parser_flow_end(struct smtp_parser *p, const struct rw_flow_key *flow, uint64_t ts_ns);
 
+/*
+ * The next byte the (flow, source) stream expects: every byte before it has
+ * been parsed and its events delivered (the kernel's judgement gate waits
+ * for this). 0, or -ENOENT when the stream is not tracked or has not started.
+ */
+int smtp_parser_stream_next(const struct smtp_parser *p, const struct rw_flow_key *flow,
+			    uint8_t source, uint32_t *next);
+
 void smtp_parser_stats(const struct smtp_parser *p, struct smtp_stats *out);
 
 /* Heap bytes one tracked idle flow costs (one stream, no partial line, no transaction). */

@@ -9,6 +9,7 @@
  * must match the expected text exactly; the others must match it up to the
  * BDAT phase lines, which depend on where segments end (smtp_recorder.h).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -406,6 +407,48 @@ static void test_anomaly_detail(void **state)
 	free(r);
 }
 
+/*
+ * What the kernel's judgement gate is told: every byte before the stream's
+ * next expected byte is parsed. Retransmissions never move it back; bytes
+ * held after a hole do not move it forward; the other source is separate.
+ */
+static void test_stream_next(void **state)
+{
+	(void)state;
+	struct recorder *r = calloc(1, sizeof(*r));
+	struct rw_flow_key k;
+	test_key(&k, 40003);
+	struct smtp_parser *p = smtp_parser_new(NULL, rec_event, r);
+	uint32_t next = 0;
+	assert_int_equal(smtp_parser_stream_next(p, &k, RW_SRC_TC, &next), -ENOENT);
+
+	static const char a[] = "EHLO x\r\n", b[] = "MAIL FROM:<a@b>\r\n", c[] = "NOOP\r\n";
+	const uint32_t base = 0xfffffffcu; /* across the 2^32 wrap */
+	const uint32_t la = sizeof(a) - 1, lb = sizeof(b) - 1, lc = sizeof(c) - 1;
+	assert_int_equal(feed_bytes(p, &k, RW_SRC_TC, base, a, sizeof(a) - 1, 0, 1), 0);
+	assert_int_equal(smtp_parser_stream_next(p, &k, RW_SRC_TC, &next), 0);
+	assert_int_equal(next, (uint32_t)(base + la));
+	/* c arrives ahead of b: held, the position stays. */
+	uint32_t c_seq = (uint32_t)(base + la + lb);
+	assert_int_equal(feed_bytes(p, &k, RW_SRC_TC, c_seq, c, sizeof(c) - 1, 0, 2), 0);
+	assert_int_equal(smtp_parser_stream_next(p, &k, RW_SRC_TC, &next), 0);
+	assert_int_equal(next, (uint32_t)(base + la));
+	assert_int_equal(feed_bytes(p, &k, RW_SRC_TC, (uint32_t)(base + la), b, sizeof(b) - 1, 0, 3), 0);
+	assert_int_equal(smtp_parser_stream_next(p, &k, RW_SRC_TC, &next), 0);
+	assert_int_equal(next, (uint32_t)(c_seq + lc));
+	/* A retransmission of the first segment. */
+	assert_int_equal(feed_bytes(p, &k, RW_SRC_TC, base, a, sizeof(a) - 1, 0, 4), 0);
+	assert_int_equal(smtp_parser_stream_next(p, &k, RW_SRC_TC, &next), 0);
+	assert_int_equal(next, (uint32_t)(c_seq + lc));
+	assert_int_equal(smtp_parser_stream_next(p, &k, RW_SRC_TLS, &next), -ENOENT);
+	assert_int_equal(smtp_parser_stream_next(p, &k, 99, &next), -ENOENT);
+
+	smtp_parser_flow_end(p, &k, 5);
+	assert_int_equal(smtp_parser_stream_next(p, &k, RW_SRC_TC, &next), -ENOENT);
+	smtp_parser_free(p);
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -415,6 +458,7 @@ int main(void)
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_anomaly_detail),
+		cmocka_unit_test(test_stream_next),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

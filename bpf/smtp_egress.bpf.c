@@ -46,6 +46,28 @@ struct {
 	__type(value, struct rw_block);
 } rw_blocked SEC(".maps");
 
+/* The judgement gate (see struct rw_gate in rcptwall.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct rw_flow_key);
+	__type(value, struct rw_gate);
+} rw_gate SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct rw_flow_key);
+	__type(value, __u32);
+} rw_judged SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rw_consumer);
+} rw_consumer SEC(".maps");
+
 /* One record under construction per CPU: records are too big for the stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -207,6 +229,58 @@ static __always_inline void send_payload(struct __sk_buff *skb, const struct egr
 		count(RW_CNT_TRUNC_BYTES, total - limit * RW_MAX_PAYLOAD);
 }
 
+/* a is after b in sequence space (wraparound-safe). */
+static __always_inline bool seq_after(__u32 a, __u32 b)
+{
+	return (__s32)(a - b) > 0;
+}
+
+/*
+ * The judgement gate for a command-phase segment. Returns true when the
+ * segment must wait: it carries new bytes, and bytes the flow sent earlier
+ * are not judged yet. Retransmissions of bytes already let through pass.
+ */
+static __always_inline bool gate_hold(const struct egress_pkt *p)
+{
+	__u32 zero = 0;
+	struct rw_consumer *c = bpf_map_lookup_elem(&rw_consumer, &zero);
+	__u64 now = bpf_ktime_get_ns();
+	if (!c || !c->hold_ns || now >= c->alive_until_ns)
+		return false; /* no consumer that acknowledges: gate open */
+
+	__u32 end = p->data_seq + p->payload_len;
+	struct rw_gate *g = bpf_map_lookup_elem(&rw_gate, &p->key);
+	if (!g) {
+		/* First payload of the flow: nothing before it to wait for. */
+		struct rw_gate fresh = { .base_seq = p->data_seq, .sent_end = end,
+					 .sent_ns = now };
+		bpf_map_update_elem(&rw_gate, &p->key, &fresh, BPF_ANY);
+		return false;
+	}
+	if (!seq_after(end, g->sent_end))
+		return false; /* a retransmission */
+
+	__u32 *judged = bpf_map_lookup_elem(&rw_judged, &p->key);
+	__u32 judged_end = judged ? *judged : g->base_seq;
+	if (seq_after(g->sent_end, judged_end)) {
+		if (now - g->sent_ns < c->hold_ns) {
+			count(RW_CNT_GATE_HELD, 1);
+			return true;
+		}
+		count(RW_CNT_GATE_EXPIRED, 1);
+	}
+	g->sent_end = end;
+	g->sent_ns = now;
+	return false;
+}
+
+/* Forgets a flow's gate state (flow end, or a new connection on the tuple). */
+static __always_inline void gate_forget(const struct rw_flow_key *key)
+{
+	bpf_map_delete_elem(&rw_gate, key);
+	bpf_map_delete_elem(&rw_judged, key);
+}
+
 /* Payload of a segment according to the flow's phase. */
 static __always_inline void handle_payload(struct __sk_buff *skb, struct egress_pkt *p,
 					   const struct rw_flow_state *st)
@@ -301,8 +375,9 @@ static __always_inline bool blocked_drop(struct egress_pkt *p, struct rw_block *
 	return true;
 }
 
-static __always_inline void handle_flow(struct __sk_buff *skb, struct egress_pkt *p,
-					__u8 port_kind)
+/* TC_ACT_SHOT when the judgement gate holds the segment back, else TC_ACT_OK. */
+static __always_inline int handle_flow(struct __sk_buff *skb, struct egress_pkt *p,
+				       __u8 port_kind)
 {
 	bool end = p->tcp_flags & (EGRESS_TCP_FIN | EGRESS_TCP_RST);
 	struct rw_flow_state *st = flow_get(p, port_kind);
@@ -318,18 +393,24 @@ static __always_inline void handle_flow(struct __sk_buff *skb, struct egress_pkt
 		if (end)
 			send_marker(p, RW_REC_FLOW_END, end_flags, RW_PHASE_COMMAND,
 				    p->data_seq);
-		return;
+		return TC_ACT_OK;
 	}
 	__u8 phase = st->phase;
-	if (p->tcp_flags & EGRESS_TCP_SYN)
+	if (p->tcp_flags & EGRESS_TCP_SYN) {
+		gate_forget(&p->key);
 		send_marker(p, RW_REC_FLOW_START, p->first_flags, phase, p->seq);
+	}
+	if (p->payload_len && phase == RW_PHASE_COMMAND && gate_hold(p))
+		return TC_ACT_SHOT; /* sent again by TCP; nothing recorded now */
 	if (p->payload_len)
 		handle_payload(skb, p, st);
 	if (end) {
 		/* seq of the FIN itself: after this segment's payload. */
 		send_marker(p, RW_REC_FLOW_END, end_flags, phase, p->data_seq + p->payload_len);
 		bpf_map_delete_elem(&rw_flows, &p->key);
+		gate_forget(&p->key);
 	}
+	return TC_ACT_OK;
 }
 
 SEC("tc")
@@ -354,8 +435,7 @@ int rw_egress(struct __sk_buff *skb)
 	struct rw_block *b = bpf_map_lookup_elem(&rw_blocked, &p.key);
 	if (b && blocked_drop(&p, b))
 		return TC_ACT_SHOT;
-	handle_flow(skb, &p, port_kind);
-	return TC_ACT_OK;
+	return handle_flow(skb, &p, port_kind);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

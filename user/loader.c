@@ -36,6 +36,8 @@ static const char *const counter_names[RW_CNT_MAX] = {
 	[RW_CNT_TLS_RECORDS] = "tls_records",
 	[RW_CNT_TLS_TRUNC_BYTES] = "tls_trunc_bytes",
 	[RW_CNT_TLS_UNATTRIBUTED] = "tls_unattributed",
+	[RW_CNT_GATE_HELD] = "gate_held",
+	[RW_CNT_GATE_EXPIRED] = "gate_expired",
 };
 
 const char *loader_counter_name(enum rw_counter c)
@@ -373,6 +375,8 @@ void loader_map_fds(const struct loader *ld, struct loader_maps *out)
 	out->blocked = bpf_map__fd(ld->skel->maps.rw_blocked);
 	out->counters = bpf_map__fd(ld->skel->maps.rw_counters);
 	out->ports = bpf_map__fd(ld->skel->maps.rw_ports);
+	out->judged = bpf_map__fd(ld->skel->maps.rw_judged);
+	out->consumer = bpf_map__fd(ld->skel->maps.rw_consumer);
 }
 
 int loader_prog_fd(const struct loader *ld)

@@ -46,6 +46,7 @@ struct loader_iface {
 
 struct loader_maps {
 	int ring, flows, blocked, counters, ports;
+	int judged, consumer; /* the judgement gate's user-written maps */
 };
 
 struct smtp_egress;

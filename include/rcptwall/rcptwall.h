@@ -139,6 +139,34 @@ struct rw_tls_offset {
 	__u32 pad;
 };
 
+/*
+ * The judgement gate (tc program, command phase of plain SMTP only): a new
+ * segment of a flow leaves only once user space has judged every byte the
+ * flow sent before it, so a message body cannot overtake the verdict on
+ * the recipients in front of it, however late user space runs. A held
+ * segment is dropped (TC_ACT_SHOT): the TCP stack keeps it queued and sends
+ * it again (probe timer, about 200 ms), by which time user space has
+ * caught up. The gate is open (segments pass) while rw_consumer says user
+ * space is not alive, and once a segment has waited hold_ns: rcptwall
+ * never stalls mail for longer than that, and a dead rcptwall stalls none.
+ *
+ * rw_gate (LRU hash keyed by struct rw_flow_key) is written only by the tc
+ * program; rw_judged (LRU hash, same key, value __u32 = first TCP seq not
+ * yet judged) only by user space, after the parser and the matcher are done
+ * with a record. Two maps, because a map element is replaced whole by the
+ * side that updates it.
+ */
+struct rw_gate {
+	__u32 base_seq;         /* first payload seq the gate saw (nothing judged yet) */
+	__u32 sent_end;         /* seq after the last byte let through */
+	__u64 sent_ns;          /* when the last new bytes were let through */
+};
+/* Value of the rw_consumer array (one element), written by user space. */
+struct rw_consumer {
+	__u64 alive_until_ns;   /* gate closes only before this bpf_ktime_get_ns() */
+	__u64 hold_ns;          /* longest hold of one segment; 0: gate off */
+};
+
 /* Value of the ports map (array indexed by destination port). */
 enum rw_port_kind {
 	RW_PORT_IGNORE = 0,
@@ -167,6 +195,8 @@ enum rw_counter {
 	RW_CNT_TLS_RECORDS,        /* records sent by the TLS uprobes */
 	RW_CNT_TLS_TRUNC_BYTES,    /* plaintext bytes the TLS uprobes could not send */
 	RW_CNT_TLS_UNATTRIBUTED,   /* TLS writes not tied to a watched flow */
+	RW_CNT_GATE_HELD,          /* segments held back until user space judged the flow */
+	RW_CNT_GATE_EXPIRED,       /* segments let through unjudged after hold_ns */
 	RW_CNT_MAX
 };
 

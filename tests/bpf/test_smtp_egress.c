@@ -18,6 +18,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <time.h>
+
 #include "capture.h"
 #include "flow.h"
 #include "loader.h"
@@ -709,6 +711,116 @@ static void test_midstream_flow_flagged(void **state)
 	assert_int_equal(counter_delta(e, RW_CNT_FLOWS_NEW), 1);
 }
 
+/* ---- the judgement gate ------------------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void set_consumer(struct env *e, uint64_t alive_until_ns, uint64_t hold_ns)
+{
+	uint32_t zero = 0;
+	struct rw_consumer c = { .alive_until_ns = alive_until_ns, .hold_ns = hold_ns };
+	assert_int_equal(bpf_map_update_elem(e->maps.consumer, &zero, &c, BPF_ANY), 0);
+}
+
+static void set_judged(struct env *e, const struct rw_flow_key *k, uint32_t next)
+{
+	assert_int_equal(bpf_map_update_elem(e->maps.judged, k, &next, BPF_ANY), 0);
+}
+
+/*
+ * A new segment waits until every byte before it is judged; a
+ * retransmission of bytes already let through does not; the body phase is
+ * not gated.
+ */
+static void test_gate_holds_until_judged(void **state)
+{
+	struct env *e = *state;
+	struct rw_flow_key k = key4(25);
+	set_consumer(e, now_ns() + 60ull * 1000000000, 60ull * 1000000000);
+	struct pkt_spec s = tcp4(25, 100, TH_SYN, NULL);
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	counters_mark(e);
+
+	s = tcp4(25, 101, TH_ACK, "EHLO x\r\n"); /* first payload: nothing to wait for */
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	assert_int_equal(e->n_recs, 1);
+
+	struct pkt_spec mail = tcp4(25, 109, TH_ACK, "MAIL FROM:<a@b>\r\n");
+	assert_int_equal(run_pkt(e, &mail), TC_ACT_SHOT);
+	assert_int_equal(e->n_recs, 0); /* recorded when TCP sends it again */
+	assert_int_equal(counter_delta(e, RW_CNT_GATE_HELD), 1);
+
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK); /* retransmitted EHLO */
+	assert_int_equal(e->n_recs, 1);
+
+	set_judged(e, &k, 105); /* half of EHLO judged: still held */
+	assert_int_equal(run_pkt(e, &mail), TC_ACT_SHOT);
+	set_judged(e, &k, 109);
+	assert_int_equal(run_pkt(e, &mail), TC_ACT_OK);
+	assert_int_equal(e->n_recs, 1);
+	assert_data(&e->recs[0], 109, "MAIL FROM:<a@b>\r\n");
+
+	s = tcp4(25, 126, TH_ACK, "RCPT TO:<c@d>\r\n");
+	assert_int_equal(run_pkt(e, &s), TC_ACT_SHOT);
+	set_judged(e, &k, 126);
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	assert_int_equal(counter_delta(e, RW_CNT_GATE_HELD), 3);
+
+	/* Body phase: tails stream through, nothing waits. */
+	set_phase(e, &k, RW_PHASE_DATA, 0);
+	s = tcp4(25, 142, TH_ACK, "body line\r\n");
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	assert_int_equal(e->n_recs, 1);
+	assert_int_equal(counter_delta(e, RW_CNT_GATE_HELD), 3);
+	assert_int_equal(counter_delta(e, RW_CNT_GATE_EXPIRED), 0);
+
+	/* The flow's end forgets what user space acknowledged. */
+	s = tcp4(25, 153, TH_ACK | TH_FIN, NULL);
+	run_pkt(e, &s);
+	uint32_t judged;
+	assert_true(bpf_map_lookup_elem(e->maps.judged, &k, &judged) < 0);
+}
+
+/* No heartbeat (rcptwall stopped or gone) or hold 0: the gate is open. */
+static void test_gate_open_without_consumer(void **state)
+{
+	struct env *e = *state;
+	struct pkt_spec s = tcp4(25, 100, TH_SYN, NULL);
+	run_pkt(e, &s);
+	counters_mark(e);
+	set_consumer(e, now_ns() - 1, 60ull * 1000000000); /* heartbeat is over */
+	s = tcp4(25, 101, TH_ACK, "EHLO x\r\n");
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	s = tcp4(25, 109, TH_ACK, "MAIL FROM:<a@b>\r\n");
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	set_consumer(e, now_ns() + 60ull * 1000000000, 0); /* gate switched off */
+	s = tcp4(25, 126, TH_ACK, "RCPT TO:<c@d>\r\n");
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	assert_int_equal(counter_delta(e, RW_CNT_GATE_HELD), 0);
+}
+
+/* A segment never waits longer than hold_ns: then it leaves, counted. */
+static void test_gate_hold_expires(void **state)
+{
+	struct env *e = *state;
+	set_consumer(e, now_ns() + 60ull * 1000000000, 1); /* 1 ns: always expired */
+	struct pkt_spec s = tcp4(25, 100, TH_SYN, NULL);
+	run_pkt(e, &s);
+	counters_mark(e);
+	s = tcp4(25, 101, TH_ACK, "EHLO x\r\n");
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	s = tcp4(25, 109, TH_ACK, "MAIL FROM:<a@b>\r\n");
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	assert_int_equal(e->n_recs, 1);
+	assert_int_equal(counter_delta(e, RW_CNT_GATE_HELD), 0);
+	assert_int_equal(counter_delta(e, RW_CNT_GATE_EXPIRED), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -729,6 +841,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bdat_phase_wraparound, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_fin_and_rst_end_flow, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_midstream_flow_flagged, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_gate_holds_until_judged, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_gate_open_without_consumer, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_gate_hold_expires, env_setup, env_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -352,6 +352,13 @@ static int run_setup_pipeline(struct run_state *s, const struct loader_maps *map
 			.max_bytes_total = s->cfg.max_memory,
 			.max_ooo_bytes = s->cfg.max_reorder_bytes,
 		};
+		/* Monitor mode never delays traffic: no gate there. */
+		struct pipeline_gate gate = {
+			.judged_fd = maps->judged,
+			.consumer_fd = maps->consumer,
+			.hold_ns = (uint64_t)s->cfg.hold_ms * 1000000ull,
+		};
+		bool use_gate = s->cfg.mode == RW_MODE_ENFORCE && s->cfg.hold_ms > 0;
 		struct pipeline_opts po = {
 			.limits = &lim,
 			.matcher = m,
@@ -359,6 +366,7 @@ static int run_setup_pipeline(struct run_state *s, const struct loader_maps *map
 			.log = s->log,
 			.flows_fd = maps->flows,
 			.log_recipients = true,
+			.gate = use_gate ? &gate : NULL,
 		};
 		rc = pipeline_new(&po, &s->pipe, err, errlen);
 		if (!rc)
@@ -524,23 +532,30 @@ static void print_summary(struct run_state *s)
 		{ "flagged", ps.flagged },             { "blocked", ps.blocked },
 		{ "would_block", ps.would_block },     { "losses", losses },
 		{ "records", ps.records },             { "ring_reserve_fail", s->kernel[RW_CNT_RESERVE_FAIL] },
+		{ "gate_held", s->kernel[RW_CNT_GATE_HELD] },
+		{ "gate_expired", s->kernel[RW_CNT_GATE_EXPIRED] },
 	};
 	fprintf(stderr,
 		"rcptwall run: summary: flows=%llu recipients=%llu flagged=%llu blocked=%llu "
 		"would_block=%llu losses=%llu (records=%llu ring_reserve_fail=%llu "
-		"truncated_bytes=%llu parser_gaps=%llu flows_evicted=%llu)\n",
+		"truncated_bytes=%llu parser_gaps=%llu flows_evicted=%llu gate_held=%llu "
+		"gate_expired=%llu)\n",
 		(unsigned long long)ps.parser.flows_seen, (unsigned long long)ps.recipients,
 		(unsigned long long)ps.flagged, (unsigned long long)ps.blocked,
 		(unsigned long long)ps.would_block, losses, (unsigned long long)ps.records,
 		(unsigned long long)s->kernel[RW_CNT_RESERVE_FAIL],
 		(unsigned long long)(s->kernel[RW_CNT_TRUNC_BYTES] + s->kernel[RW_CNT_TLS_TRUNC_BYTES]),
-		(unsigned long long)ps.parser.gaps, (unsigned long long)ps.parser.flows_evicted);
+		(unsigned long long)ps.parser.gaps, (unsigned long long)ps.parser.flows_evicted,
+		(unsigned long long)s->kernel[RW_CNT_GATE_HELD],
+		(unsigned long long)s->kernel[RW_CNT_GATE_EXPIRED]);
 	log_lifecycle(s->log, LOG_STOP, s->cfg.mode, true, NULL, counts,
 		      sizeof(counts) / sizeof(counts[0]));
 }
 
 static void run_teardown(struct run_state *s)
 {
+	if (s->pipe)
+		pipeline_gate_open(s->pipe); /* no more acknowledgements from here on */
 	tls_probes_close(s->tls);
 	if (s->ld_open)
 		loader_detach_all(&s->ld);

@@ -389,6 +389,15 @@ static int set_flush_interval(struct rw_config *cfg, const char *v, bool append,
 	return err;
 }
 
+static int set_hold(struct rw_config *cfg, const char *v, bool append, char *why, size_t whylen)
+{
+	uint64_t ms = 0;
+	int err = parse_count(v, 0, 10000, &ms, why, whylen);
+	if (!err)
+		cfg->hold_ms = (uint32_t)ms;
+	return err;
+}
+
 static int set_batch_size(struct rw_config *cfg, const char *v, bool append, char *why,
 			  size_t whylen)
 {
@@ -475,6 +484,7 @@ static const struct key_def keys[] = {
 	{ "capture", "smtp_ports", set_smtp_ports, true },
 	{ "capture", "tls_ports", set_tls_ports, true },
 	{ "capture", "ring_size", set_ring_size, false },
+	{ "capture", "hold_ms", set_hold, false },
 	{ "policy", "protect", set_protect, false },
 	{ "policy", "allow", set_allow, false },
 	{ "policy", "block", set_block, false },
@@ -517,6 +527,7 @@ void config_defaults(struct rw_config *cfg)
 	cfg->tls_ports[0] = 465;
 	cfg->n_tls_ports = 1;
 	cfg->ring_size = RW_RING_SIZE_DEFAULT;
+	cfg->hold_ms = 500;
 	cfg->max_flows = 65536;
 	cfg->max_memory = 256ull << 20;
 	cfg->max_reorder_bytes = 64ull << 10;

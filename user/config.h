@@ -50,6 +50,7 @@ struct rw_config {
 	uint16_t tls_ports[CONFIG_MAX_PORTS];   /* implicit TLS: opaque */
 	size_t n_tls_ports;
 	uint32_t ring_size;                     /* bytes, power of two, >= page size */
+	uint32_t hold_ms;                       /* judgement gate: longest hold; 0: off */
 
 	/* [policy] list files; "" means the embedded default list */
 	char protect[CONFIG_PATH_MAX];

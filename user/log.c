@@ -32,6 +32,7 @@ static const char *const loss_names[LOSS_MAX] = {
 	[LOSS_PARSER_EVICT] = "parser_evicted",
 	[LOSS_FLOW_EVICT] = "flow_evicted",
 	[LOSS_ENFORCE] = "enforce_failed",
+	[LOSS_GATE_EXPIRED] = "gate_expired",
 };
 
 #define NS_PER_SEC 1000000000ull
@@ -293,8 +294,10 @@ int log_block(struct rw_log *lg, const struct log_recipient *r, const struct log
 		json_object_set_new(ev, "mode", json_string(config_mode_name(b->mode)));
 		if (b->would_block)
 			json_object_set_new(ev, "would_block", json_true());
-		else if (!b->error)
+		else if (!b->error) {
 			json_object_set_new(ev, "latency_us", json_integer((json_int_t)b->latency_us));
+			json_object_set_new(ev, "queue_us", json_integer((json_int_t)b->queue_us));
+		}
 		if (b->actions)
 			json_object_set_new(ev, "actions", json_string(b->actions));
 		if (b->error)

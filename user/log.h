@@ -14,7 +14,7 @@
  *   flow        {"family": "ipv4"|"ipv6", "saddr", "sport", "daddr", "dport"}
  *   mail_from, rcpt, domain, verdict (ok|flag|error), protected, detector,
  *   distance, reason, mode (monitor|enforce),
- *   block only: would_block (monitor), latency_us, actions, error
+ *   block only: would_block (monitor), latency_us, queue_us, actions, error
  *   loss only:  counts {source: n}, total
  *
  * Not thread-safe: one logger per event loop.
@@ -72,6 +72,7 @@ struct log_block_info {
 	enum rw_mode mode;
 	bool would_block;     /* monitor mode: what enforce mode would have done */
 	uint64_t latency_us;  /* RCPT segment's kernel timestamp to the blocked-map insert */
+	uint64_t queue_us;    /* of latency_us: until rcptwall read the record from the ring */
 	const char *actions;  /* enforcer_describe() text */
 	int error;            /* negative errno if the block failed, else 0 */
 };
@@ -114,6 +115,7 @@ enum log_loss_source {
 	LOSS_PARSER_EVICT,  /* flows dropped by the parser's memory cap */
 	LOSS_FLOW_EVICT,    /* flows evicted from the kernel's LRU flow map */
 	LOSS_ENFORCE,       /* blocks that could not be completed */
+	LOSS_GATE_EXPIRED,  /* segments the judgement gate let through unjudged */
 	LOSS_MAX
 };
 void log_loss_add(struct rw_log *lg, enum log_loss_source src, uint64_t count);

@@ -6,6 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* The gate stays closable this long after the last heartbeat: a stopped or
+ * killed rcptwall holds no mail for longer. */
+#define GATE_ALIVE_NS (2000ull * 1000 * 1000)
+#define GATE_REFRESH_NS (250ull * 1000 * 1000)
 
 struct pipeline {
 	struct smtp_parser *parser;
@@ -14,6 +20,11 @@ struct pipeline {
 	struct rw_log *log;
 	int flows_fd;
 	bool log_recipients;
+	bool have_gate;
+	struct pipeline_gate gate;
+	uint64_t gate_refreshed_ns;
+	/* CLOCK_MONOTONIC when the record being fed was read from the ring. */
+	uint64_t record_read_ns;
 	struct pipeline_stats stats;
 	/* Last values seen, to report only growth as loss. */
 	uint64_t seen_kernel[RW_CNT_MAX];
@@ -42,6 +53,10 @@ int pipeline_new(const struct pipeline_opts *opts, struct pipeline **out, char *
 	p->log = opts->log;
 	p->flows_fd = opts->flows_fd;
 	p->log_recipients = opts->log_recipients;
+	if (opts->gate) {
+		p->have_gate = true;
+		p->gate = *opts->gate;
+	}
 	*out = p;
 	return 0;
 }
@@ -50,6 +65,7 @@ void pipeline_free(struct pipeline *p)
 {
 	if (!p)
 		return;
+	pipeline_gate_open(p);
 	smtp_parser_free(p->parser);
 	matcher_free(p->matcher);
 	free(p);
@@ -60,6 +76,49 @@ struct matcher *pipeline_swap_matcher(struct pipeline *p, struct matcher *m)
 	struct matcher *old = p->matcher;
 	p->matcher = m;
 	return old;
+}
+
+static uint64_t monotonic_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Writes the gate's heartbeat; alive = false opens the gate at once. */
+static void gate_heartbeat(struct pipeline *p, bool alive, uint64_t now)
+{
+	uint32_t zero = 0;
+	struct rw_consumer c = {
+		.alive_until_ns = alive ? now + GATE_ALIVE_NS : 0,
+		.hold_ns = alive ? p->gate.hold_ns : 0,
+	};
+	if (bpf_map_update_elem(p->gate.consumer_fd, &zero, &c, BPF_ANY) == 0)
+		p->gate_refreshed_ns = now;
+}
+
+void pipeline_gate_open(struct pipeline *p)
+{
+	if (p->have_gate)
+		gate_heartbeat(p, false, 0);
+	p->have_gate = false;
+}
+
+/*
+ * Tells the kernel's gate how far the flow's command bytes are judged: the
+ * parser has delivered every event (and the enforcer has blocked) for the
+ * bytes before the stream's next expected byte. Regressing never happens,
+ * since that position only moves forward, retransmissions or not.
+ */
+static void gate_ack(struct pipeline *p, const struct rw_record_hdr *hdr)
+{
+	uint32_t next;
+	if (smtp_parser_stream_next(p->parser, &hdr->flow, hdr->source, &next))
+		return; /* flow ended (or untracked): the kernel forgets it too */
+	if (bpf_map_update_elem(p->gate.judged_fd, &hdr->flow, &next, BPF_ANY))
+		p->stats.gate_ack_errors++;
+	else
+		p->stats.gate_acks++;
 }
 
 /*
@@ -132,6 +191,7 @@ static void judge_recipient(struct pipeline *p, const struct smtp_event *ev)
 		.mode = enforcer_mode(p->enforcer),
 		.would_block = res.would_block,
 		.latency_us = res.blocked ? enforce_latency_us(ev->ts_ns, res.blocked_ns) : 0,
+		.queue_us = res.blocked ? enforce_latency_us(ev->ts_ns, p->record_read_ns) : 0,
 		.actions = enforcer_describe(ev->flow, actions, sizeof(actions)),
 		.error = block_err,
 	};
@@ -173,6 +233,7 @@ int pipeline_on_record(const struct rw_record_hdr *hdr, const uint8_t *data, voi
 {
 	struct pipeline *p = ctx;
 	p->stats.records++;
+	p->record_read_ns = monotonic_now_ns();
 	switch (hdr->kind) {
 	case RW_REC_FLOW_START:
 		smtp_parser_flow_start(p->parser, &hdr->flow, hdr->source, hdr->seq, hdr->ts_ns);
@@ -189,6 +250,8 @@ int pipeline_on_record(const struct rw_record_hdr *hdr, const uint8_t *data, voi
 		};
 		/* -ENOMEM is counted by the parser and reported as loss. */
 		smtp_parser_feed(p->parser, &seg);
+		if (p->have_gate && hdr->source == RW_SRC_TC && hdr->phase == RW_PHASE_COMMAND)
+			gate_ack(p, hdr);
 		break;
 	}
 	case RW_REC_FLOW_END:
@@ -212,6 +275,11 @@ static void report_growth(struct pipeline *p, enum log_loss_source src, uint64_t
 void pipeline_tick(struct pipeline *p, const uint64_t *kc)
 {
 	enforcer_flush(p->enforcer, false);
+	if (p->have_gate) {
+		uint64_t now = monotonic_now_ns();
+		if (now - p->gate_refreshed_ns >= GATE_REFRESH_NS)
+			gate_heartbeat(p, true, now);
+	}
 
 	struct smtp_stats ps;
 	smtp_parser_stats(p->parser, &ps);
@@ -231,6 +299,8 @@ void pipeline_tick(struct pipeline *p, const uint64_t *kc)
 			      &p->seen_kernel[RW_CNT_TRUNC_BYTES]);
 		report_growth(p, LOSS_TRUNCATED, kc[RW_CNT_TLS_TRUNC_BYTES],
 			      &p->seen_kernel[RW_CNT_TLS_TRUNC_BYTES]);
+		report_growth(p, LOSS_GATE_EXPIRED, kc[RW_CNT_GATE_EXPIRED],
+			      &p->seen_kernel[RW_CNT_GATE_EXPIRED]);
 	}
 	log_loss_tick(p->log);
 	log_flush(p->log);

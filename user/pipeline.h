@@ -24,6 +24,17 @@
 #include "rcptwall/rcptwall.h"
 #include "smtp.h"
 
+/*
+ * The kernel's judgement gate (struct rw_gate in rcptwall.h): the pipeline
+ * acknowledges every command-phase byte it has judged in judged_fd and
+ * keeps the gate's heartbeat in consumer_fd fresh while it runs.
+ */
+struct pipeline_gate {
+	int judged_fd;      /* BPF map rw_judged */
+	int consumer_fd;    /* BPF map rw_consumer */
+	uint64_t hold_ns;   /* longest hold of one segment; 0: gate off */
+};
+
 struct pipeline_opts {
 	const struct smtp_limits *limits; /* NULL: smtp_default_limits */
 	struct matcher *matcher;          /* taken over */
@@ -31,6 +42,7 @@ struct pipeline_opts {
 	struct rw_log *log;               /* borrowed */
 	int flows_fd;                     /* BPF flows map for phase changes; -1: none */
 	bool log_recipients;              /* a `rcpt` event for every recipient */
+	const struct pipeline_gate *gate; /* NULL: no judgement gate */
 };
 
 struct pipeline_stats {
@@ -42,6 +54,8 @@ struct pipeline_stats {
 	uint64_t judged_error;     /* recipients the matcher could not judge */
 	uint64_t phase_updates;
 	uint64_t phase_misses;     /* flow no longer in the kernel map (ended or evicted) */
+	uint64_t gate_acks;        /* judged positions written to the kernel */
+	uint64_t gate_ack_errors;  /* ... that could not be written (map full) */
 	uint64_t losses;           /* everything reported in `loss` events */
 	struct smtp_stats parser;
 };
@@ -61,6 +75,12 @@ int pipeline_on_record(const struct rw_record_hdr *hdr, const uint8_t *data, voi
  * the parser's gaps into `loss` events (at most one a second).
  */
 void pipeline_tick(struct pipeline *p, const uint64_t *kernel_counters);
+
+/*
+ * Opens the judgement gate for good (before the pipeline stops reading the
+ * ring): nothing may wait for acknowledgements that will not come.
+ */
+void pipeline_gate_open(struct pipeline *p);
 
 /* Milliseconds the event loop may sleep before pipeline_tick() is due. */
 int pipeline_poll_timeout_ms(const struct pipeline *p, int idle_ms);

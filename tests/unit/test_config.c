@@ -65,6 +65,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.n_tls_ports, 1);
 	assert_int_equal(cfg.tls_ports[0], 465);
 	assert_int_equal(cfg.ring_size, 16u << 20);
+	assert_int_equal(cfg.hold_ms, 500);
 	assert_string_equal(cfg.protect, "");
 	assert_int_equal(cfg.set_timeout_s, 600);
 	assert_false(cfg.keep_rules_on_exit);
@@ -88,6 +89,7 @@ static void test_every_key(void **state)
 		"smtp_ports = 25,587,2525\n"
 		"tls_ports = 465\n"
 		"ring_size = 4M\n"
+		"hold_ms = 0\n"
 		"[policy]\n"
 		"protect = /etc/rcptwall/protected.txt\n"
 		"allow = /etc/rcptwall/allow.txt\n"
@@ -119,6 +121,7 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.smtp_ports[2], 2525);
 	assert_int_equal(cfg.n_tls_ports, 1);
 	assert_int_equal(cfg.ring_size, 4u << 20);
+	assert_int_equal(cfg.hold_ms, 0);
 	assert_string_equal(cfg.protect, "/etc/rcptwall/protected.txt");
 	assert_string_equal(cfg.allow, "/etc/rcptwall/allow.txt");
 	assert_string_equal(cfg.block, "/etc/rcptwall/block.txt");
@@ -244,6 +247,8 @@ static void test_value_errors(void **state)
 		{ "[enforce]\nset_timeout = 99999999999999999999d\n", "not a duration" },
 		{ "[enforce]\nkeep_rules_on_exit = maybe\n", "not a boolean" },
 		{ "[enforce]\nflush_interval_ms = 5000\n", "out of range" },
+		{ "[capture]\nhold_ms = 10001\n", "out of range" },
+		{ "[capture]\nhold_ms = soon\n", "hold_ms" },
 		{ "[enforce]\nbatch_size = 0\n", "out of range" },
 		{ "[enforce]\nworker_thread = sometimes\n", "worker_thread: 'sometimes' is not a boolean" },
 		{ "[general]\nrealtime = maybe\n", "realtime: 'maybe' is not a boolean" },

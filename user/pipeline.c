@@ -113,8 +113,10 @@ void pipeline_gate_open(struct pipeline *p)
 static void gate_ack(struct pipeline *p, const struct rw_record_hdr *hdr)
 {
 	uint32_t next;
+	/* A flow the parser could not track (memory cap: reported as loss)
+	 * will never be judged; holding its bytes would only delay the mail. */
 	if (smtp_parser_stream_next(p->parser, &hdr->flow, hdr->source, &next))
-		return; /* flow ended (or untracked): the kernel forgets it too */
+		next = hdr->seq + hdr->len;
 	if (bpf_map_update_elem(p->gate.judged_fd, &hdr->flow, &next, BPF_ANY))
 		p->stats.gate_ack_errors++;
 	else
@@ -256,6 +258,9 @@ int pipeline_on_record(const struct rw_record_hdr *hdr, const uint8_t *data, voi
 	}
 	case RW_REC_FLOW_END:
 		smtp_parser_flow_end(p->parser, &hdr->flow, hdr->ts_ns);
+		/* Acknowledgements written after the kernel forgot the flow. */
+		if (p->have_gate && hdr->source == RW_SRC_TC)
+			bpf_map_delete_elem(p->gate.judged_fd, &hdr->flow);
 		break;
 	}
 	return 0;

@@ -22,6 +22,12 @@
  *      sent once, at the flow's offset (rw_tls_offsets), advanced atomically. Emitting at
  *      return, and only for accepted bytes, means a call that fails with
  *      WANT_WRITE / GNUTLS_E_AGAIN and is retried is counted once.
+ * Where the probes sit (user/tls.c): at the functions' entries, just past a
+ * leading endbr64, and for OpenSSL 3.0 on the internal function that
+ * SSL_write, SSL_write_ex and the SSL BIO all call, when the code has the
+ * expected shape: its first instruction is one the kernel emulates, where
+ * SSL_write_ex's must be single-stepped, a second trap per call.
+ *
  * A write that reaches no socket while in the library (GnuTLS corked
  * records, a buffering BIO) takes the flow last seen for the same session
  * in the same process (tls_sessions, forgotten at SSL_free / gnutls_deinit);
@@ -489,8 +495,10 @@ int BPF_KRETPROBE(tls_ssl_write_ex_ret, int ret)
 	struct tls_call *call = bpf_map_lookup_elem(&tls_pending, &id);
 	__u64 written = 0;
 
-	/* SSL_write_ex returns 1 and stores the byte count through written. */
-	if (call && ret == 1 && call->written_ptr)
+	/* SSL_write_ex returns 1 and stores the byte count through written;
+	 * OpenSSL's internal write function, probed instead when user/tls.c
+	 * finds it (same arguments), returns > 0 with the count there too. */
+	if (call && ret > 0 && call->written_ptr)
 		bpf_probe_read_user(&written, sizeof(written), (const void *)call->written_ptr);
 	return call_return(written);
 }

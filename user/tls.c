@@ -45,36 +45,70 @@ static const char *const tls_sonames[] = { "libssl.so.3", "libgnutls.so.30" };
 #define LDCONFIG_ABI_TAG NULL /* accept any entry */
 #endif
 
+/*
+ * Where a probe goes. Most are the named function's entry; TLS_AT_WRITE_CORE
+ * is OpenSSL's internal write function, see find_ssl_write_core().
+ */
+enum tls_at {
+	TLS_AT_NAMED,     /* always on func */
+	TLS_AT_NAMED_API, /* on func unless the write core was found */
+	TLS_AT_WRITE_CORE /* on the write core, if found */
+};
+
 struct tls_probe_spec {
 	unsigned kind;     /* TLS_LIB_* */
 	const char *func;  /* symbol in the library */
 	const char *prog;  /* program in tls_uprobe.bpf.c */
 	bool retprobe;
 	bool required;     /* write path: without it the library is not covered */
+	enum tls_at at;
 };
 
 /* In attach order: returns and teardown before entries (see top). */
 static const struct tls_probe_spec tls_specs[] = {
-	{ TLS_LIB_OPENSSL, "SSL_write", "tls_ssl_write_ret", true, true },
-	{ TLS_LIB_OPENSSL, "SSL_write_ex", "tls_ssl_write_ex_ret", true, true },
-	{ TLS_LIB_GNUTLS, "gnutls_record_send", "tls_gnutls_send_ret", true, true },
+	{ TLS_LIB_OPENSSL, "SSL_write", "tls_ssl_write_ret", true, true, TLS_AT_NAMED_API },
+	{ TLS_LIB_OPENSSL, "SSL_write_ex", "tls_ssl_write_ex_ret", true, true, TLS_AT_NAMED_API },
+	/* The core takes SSL_write_ex's arguments and returns > 0 with the
+	 * byte count in *written: SSL_write_ex's programs fit it. */
+	{ TLS_LIB_OPENSSL, "SSL_write_ex", "tls_ssl_write_ex_ret", true, true, TLS_AT_WRITE_CORE },
+	{ TLS_LIB_GNUTLS, "gnutls_record_send", "tls_gnutls_send_ret", true, true, TLS_AT_NAMED },
 	/* Teardown is optional (a static binary may lack it): the session
 	 * cache then ages out by LRU only. */
-	{ TLS_LIB_GNUTLS, "gnutls_record_uncork", "tls_gnutls_uncork_ret", true, true },
-	{ TLS_LIB_GNUTLS, "gnutls_record_uncork", "tls_gnutls_uncork", false, true },
-	{ TLS_LIB_OPENSSL, "SSL_free", "tls_ssl_free", false, false },
-	{ TLS_LIB_GNUTLS, "gnutls_deinit", "tls_gnutls_deinit", false, false },
-	{ TLS_LIB_OPENSSL, "SSL_write", "tls_ssl_write", false, true },
-	{ TLS_LIB_OPENSSL, "SSL_write_ex", "tls_ssl_write_ex", false, true },
-	{ TLS_LIB_GNUTLS, "gnutls_record_send", "tls_gnutls_send", false, true },
+	{ TLS_LIB_GNUTLS, "gnutls_record_uncork", "tls_gnutls_uncork_ret", true, true, TLS_AT_NAMED },
+	{ TLS_LIB_GNUTLS, "gnutls_record_uncork", "tls_gnutls_uncork", false, true, TLS_AT_NAMED },
+	{ TLS_LIB_OPENSSL, "SSL_free", "tls_ssl_free", false, false, TLS_AT_NAMED },
+	{ TLS_LIB_GNUTLS, "gnutls_deinit", "tls_gnutls_deinit", false, false, TLS_AT_NAMED },
+	{ TLS_LIB_OPENSSL, "SSL_write", "tls_ssl_write", false, true, TLS_AT_NAMED_API },
+	{ TLS_LIB_OPENSSL, "SSL_write_ex", "tls_ssl_write_ex", false, true, TLS_AT_NAMED_API },
+	{ TLS_LIB_OPENSSL, "SSL_write_ex", "tls_ssl_write_ex", false, true, TLS_AT_WRITE_CORE },
+	{ TLS_LIB_GNUTLS, "gnutls_record_send", "tls_gnutls_send", false, true, TLS_AT_NAMED },
 };
 /* The uncork pair goes before the send entry: without it a flush of corked
  * records would be sent twice. */
 #define TLS_N_SPECS (sizeof(tls_specs) / sizeof(tls_specs[0]))
 
+/* The functions probe points are computed for (names of tls_specs). */
+static const char *const tls_funcs[] = { "SSL_write", "SSL_write_ex", "SSL_free",
+					 "gnutls_record_send", "gnutls_record_uncork",
+					 "gnutls_deinit" };
+#define TLS_N_FUNCS (sizeof(tls_funcs) / sizeof(tls_funcs[0]))
+
+/*
+ * Probe points of one file: file offsets, computed from its ELF symbols and
+ * first instructions (tls_plan_lib). Unresolved functions are attached by
+ * name, where libbpf resolves them (the entry as the symbol says).
+ */
+struct tls_plan {
+	uint64_t off[TLS_N_FUNCS];
+	bool resolved[TLS_N_FUNCS];
+	uint64_t core_off; /* OpenSSL's write core, if write_core */
+	bool write_core;
+};
+
 struct tls_probes {
 	struct tls_uprobe *skel;
 	struct tls_lib libs[TLS_MAX_LIBS];
+	struct tls_plan plans[TLS_MAX_LIBS];
 	size_t n_libs;
 	struct bpf_link *sys_enter;
 	struct bpf_link *links[TLS_MAX_LIBS * TLS_N_SPECS];
@@ -250,6 +284,220 @@ int tls_lib_kinds(const char *path)
 	return kinds;
 }
 
+/* ---- probe points -------------------------------------------------------- */
+
+/*
+ * Where a uprobe sits decides what it costs. On x86 the kernel replaces the
+ * probed instruction with int3 and then either emulates the instruction
+ * (push, call, jmp, jcc, nop) or single-steps a copy of it out of line,
+ * which is a second trap. On the project's VM (a PVM guest: every trap is
+ * a trip through the hypervisor) bench/bench_uprobe.c measured about 6 us
+ * per call for an emulated first instruction and 22-24 us for a stepped one
+ * (`sub $n,%rsp`, as SSL_write_ex starts on Debian 12; endbr64 is stepped
+ * too), and 1.7 us more for the return probe. Hence two moves, both only
+ * when the code has exactly the expected shape:
+ *   - a function that starts with endbr64 (distributions built with
+ *     -fcf-protection) is probed just after it: the stack is untouched
+ *     there, so a return probe still finds the return address, and every
+ *     call goes through it (only indirect branches need the endbr);
+ *   - OpenSSL's write core, see find_ssl_write_core().
+ * A function whose symbol cannot be resolved here is attached by name.
+ */
+#define CODE_PEEK 256 /* bytes of a function read to find its probe point */
+
+enum { FN_SSL_WRITE, FN_SSL_WRITE_EX }; /* indexes in tls_funcs */
+
+#if defined(__x86_64__)
+/* Bytes of a leading endbr64 (f3 0f 1e fa): 0 or 4. */
+static size_t x86_endbr_len(const uint8_t *c, size_t n)
+{
+	static const uint8_t endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };
+
+	return n >= 4 && memcmp(c, endbr64, 4) == 0 ? 4 : 0;
+}
+
+/* push %reg (50+r, or 41 50+r for r8-r15): uprobes emulate it. */
+static bool x86_is_push_reg(const uint8_t *c, size_t n)
+{
+	return (n >= 1 && c[0] >= 0x50 && c[0] <= 0x57) ||
+	       (n >= 2 && c[0] == 0x41 && c[1] >= 0x50 && c[1] <= 0x57);
+}
+
+/* Target of a call rel32 (e8 xx xx xx xx) at vaddr. */
+static uint64_t x86_call_target(uint64_t vaddr, const uint8_t *insn)
+{
+	int32_t rel;
+
+	memcpy(&rel, insn + 1, sizeof(rel)); /* little endian, as x86 */
+	return vaddr + 5 + (uint64_t)(int64_t)rel;
+}
+
+/* File offset of an address in an executable segment's file image. */
+static int elf_vaddr_off(Elf *elf, uint64_t vaddr, uint64_t *off)
+{
+	size_t n;
+
+	if (elf_getphdrnum(elf, &n))
+		return -ENOEXEC;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD || !(ph.p_flags & PF_X))
+			continue;
+		if (vaddr >= ph.p_vaddr && vaddr - ph.p_vaddr < ph.p_filesz) {
+			*off = vaddr - ph.p_vaddr + ph.p_offset;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* Up to max bytes of code at vaddr (fewer if size says the function is
+ * shorter); 0 if unreadable. */
+static size_t read_code(int fd, Elf *elf, uint64_t vaddr, uint64_t size, uint8_t *buf, size_t max,
+			uint64_t *off)
+{
+	size_t want = size && size < max ? (size_t)size : max;
+	ssize_t got;
+
+	if (elf_vaddr_off(elf, vaddr, off))
+		return 0;
+	got = pread(fd, buf, want, (off_t)*off);
+	return got > 0 ? (size_t)got : 0;
+}
+
+struct func_syms {
+	uint64_t vaddr[TLS_N_FUNCS];
+	uint64_t size[TLS_N_FUNCS];
+	unsigned state[TLS_N_FUNCS]; /* 0 missing, 1 found, 2 ambiguous */
+};
+
+static void elf_find_funcs(Elf *elf, struct func_syms *fs)
+{
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+		Elf_Data *data;
+
+		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_DYNSYM && sh.sh_type != SHT_SYMTAB) ||
+		    sh.sh_entsize == 0)
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (!data)
+			continue;
+		for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Sym sym;
+			const char *name;
+
+			if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
+			    GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_value == 0)
+				continue;
+			name = elf_strptr(elf, sh.sh_link, sym.st_name);
+			for (size_t f = 0; name && f < TLS_N_FUNCS; f++) {
+				if (strcmp(name, tls_funcs[f]) != 0)
+					continue;
+				if (fs->state[f] == 0) {
+					fs->state[f] = 1;
+					fs->vaddr[f] = sym.st_value;
+					fs->size[f] = sym.st_size;
+				} else if (fs->vaddr[f] != sym.st_value) {
+					fs->state[f] = 2; /* two definitions: let libbpf decide */
+				}
+			}
+		}
+	}
+}
+
+/*
+ * OpenSSL 3.0 (Debian 12: 3.0.x) implements SSL_write and SSL_write_ex as
+ * thin wrappers around one internal function, ssl_write_internal(s, buf,
+ * num, written), which the SSL BIO (BIO_f_ssl) calls as well. SSL_write_ex
+ * starts with `sub $8,%rsp` (stepped: the expensive kind), the internal
+ * function with pushes (emulated). The write probes go there instead of on
+ * the two wrappers when, and only when, the code has this exact shape:
+ *   SSL_write_ex: [endbr64] sub $imm8,%rsp; call CORE - so CORE receives
+ *                 SSL_write_ex's four argument registers untouched, and
+ *                 SSL_write_ex's own result is CORE's (negative -> 0);
+ *   SSL_write:    calls CORE too (a call rel32 to it within its code);
+ *   CORE:         [endbr64] push %reg - an emulated first instruction.
+ * CORE returns > 0 on success with the byte count in *written, which is
+ * what the SSL_write_ex programs read. Any other shape (another OpenSSL
+ * version or build) keeps the probes on SSL_write and SSL_write_ex.
+ */
+static void find_ssl_write_core(int fd, Elf *elf, const struct func_syms *fs,
+				struct tls_plan *plan)
+{
+	uint8_t c[CODE_PEEK];
+	uint64_t off, core, core_off;
+	size_t n, i;
+	bool called = false;
+
+	if (fs->state[FN_SSL_WRITE_EX] != 1 || fs->state[FN_SSL_WRITE] != 1)
+		return;
+	n = read_code(fd, elf, fs->vaddr[FN_SSL_WRITE_EX], fs->size[FN_SSL_WRITE_EX], c, 16, &off);
+	i = x86_endbr_len(c, n);
+	if (n < i + 9 || c[i] != 0x48 || c[i + 1] != 0x83 || c[i + 2] != 0xec || c[i + 4] != 0xe8)
+		return;
+	core = x86_call_target(fs->vaddr[FN_SSL_WRITE_EX] + i + 4, c + i + 4);
+	n = read_code(fd, elf, fs->vaddr[FN_SSL_WRITE], fs->size[FN_SSL_WRITE], c, sizeof(c), &off);
+	for (size_t p = 0; p + 5 <= n && !called; p++)
+		called = c[p] == 0xe8 && x86_call_target(fs->vaddr[FN_SSL_WRITE] + p, c + p) == core;
+	if (!called)
+		return;
+	n = read_code(fd, elf, core, 0, c, 16, &core_off);
+	i = x86_endbr_len(c, n);
+	if (!x86_is_push_reg(c + i, n - i))
+		return;
+	plan->core_off = core_off + i;
+	plan->write_core = true;
+}
+#endif
+
+/* Probe points of the file at path; an empty plan (attach by name) when
+ * it is not an x86-64 ELF file or cannot be read. */
+static void tls_plan_lib(const char *path, struct tls_plan *plan)
+{
+	memset(plan, 0, sizeof(*plan));
+#if defined(__x86_64__)
+	struct func_syms fs = { 0 };
+	GElf_Ehdr eh;
+	Elf *elf;
+	int fd;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!elf || elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh) ||
+	    eh.e_machine != EM_X86_64)
+		goto out;
+	elf_find_funcs(elf, &fs);
+	for (size_t f = 0; f < TLS_N_FUNCS; f++) {
+		uint8_t c[16];
+		uint64_t off;
+		size_t n;
+
+		if (fs.state[f] != 1)
+			continue;
+		n = read_code(fd, elf, fs.vaddr[f], fs.size[f], c, sizeof(c), &off);
+		if (n == 0)
+			continue;
+		plan->off[f] = off + x86_endbr_len(c, n);
+		plan->resolved[f] = true;
+	}
+	find_ssl_write_core(fd, elf, &fs, plan);
+out:
+	if (elf)
+		elf_end(elf);
+	close(fd);
+#else
+	(void)path;
+#endif
+}
+
 /* ---- open / attach / close ----------------------------------------------- */
 
 static bool same_file_listed(const struct tls_probes *tp, const struct stat *st,
@@ -301,6 +549,8 @@ static int collect_libs(struct tls_probes *tp, const char *const *paths, size_t 
 			return -ENAMETOOLONG;
 		strcpy(tp->libs[tp->n_libs].path, paths[i]);
 		tp->libs[tp->n_libs].kinds = (unsigned)kinds;
+		tls_plan_lib(paths[i], &tp->plans[tp->n_libs]);
+		tp->libs[tp->n_libs].write_core = tp->plans[tp->n_libs].write_core;
 		listed[tp->n_libs++] = st;
 	}
 	return 0;
@@ -343,6 +593,8 @@ int tls_probes_open(const struct tls_probe_opts *opts, struct tls_probes **out)
 				: discover_into(tp);
 	if (err)
 		goto fail;
+	for (size_t i = 0; opts->wrappers_only && i < tp->n_libs; i++)
+		tp->plans[i].write_core = tp->libs[i].write_core = false;
 	tp->skel = tls_uprobe__open();
 	if (!tp->skel) {
 		err = -errno;
@@ -364,15 +616,45 @@ fail:
 	return err;
 }
 
-static int attach_spec(struct tls_probes *tp, struct tls_lib *lib, const struct tls_probe_spec *s)
+static size_t func_index(const char *func)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = s->func, .retprobe = s->retprobe);
+	for (size_t f = 0; f < TLS_N_FUNCS; f++)
+		if (strcmp(tls_funcs[f], func) == 0)
+			return f;
+	return TLS_N_FUNCS;
+}
+
+static bool spec_applies(const struct tls_plan *plan, const struct tls_probe_spec *s)
+{
+	switch (s->at) {
+	case TLS_AT_NAMED_API:
+		return !plan->write_core;
+	case TLS_AT_WRITE_CORE:
+		return plan->write_core;
+	default:
+		return true;
+	}
+}
+
+static int attach_spec(struct tls_probes *tp, size_t lib_i, const struct tls_probe_spec *s)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = s->retprobe);
 	struct bpf_program *prog = bpf_object__find_program_by_name(tp->skel->obj, s->prog);
+	const struct tls_plan *plan = &tp->plans[lib_i];
+	struct tls_lib *lib = &tp->libs[lib_i];
+	size_t f = func_index(s->func);
+	uint64_t off = 0;
 	struct bpf_link *link;
 
 	if (!prog)
 		return -ENOENT;
-	link = bpf_program__attach_uprobe_opts(prog, -1 /* every process */, lib->path, 0, &uo);
+	if (s->at == TLS_AT_WRITE_CORE)
+		off = plan->core_off;
+	else if (f < TLS_N_FUNCS && plan->resolved[f])
+		off = plan->off[f];
+	else
+		uo.func_name = s->func; /* libbpf finds it */
+	link = bpf_program__attach_uprobe_opts(prog, -1 /* every process */, lib->path, off, &uo);
 	if (!link)
 		return -errno;
 	tp->links[tp->n_links++] = link;
@@ -390,9 +672,10 @@ static void attach_libs(struct tls_probes *tp, bool *failed)
 			struct tls_lib *lib = &tp->libs[i];
 			int err;
 
-			if (failed[i] || !(lib->kinds & tls_specs[s].kind))
+			if (failed[i] || !(lib->kinds & tls_specs[s].kind) ||
+			    !spec_applies(&tp->plans[i], &tls_specs[s]))
 				continue;
-			err = attach_spec(tp, lib, &tls_specs[s]);
+			err = attach_spec(tp, i, &tls_specs[s]);
 			if (err && tls_specs[s].required) {
 				fprintf(stderr, "tls: attach %s%s in %s: %s\n",
 					tls_specs[s].retprobe ? "uretprobe " : "uprobe ",

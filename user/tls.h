@@ -37,6 +37,8 @@ struct tls_lib {
 	char path[PATH_MAX];
 	unsigned kinds;    /* TLS_LIB_* found in its symbols */
 	unsigned n_probes; /* uprobes attached on it */
+	bool write_core;   /* OpenSSL: write probes on its internal write function,
+			    * not on SSL_write / SSL_write_ex (see user/tls.c) */
 };
 
 struct tls_probe_opts {
@@ -50,6 +52,9 @@ struct tls_probe_opts {
 	 * NULL / 0: discover libssl.so.3 and libgnutls.so.30 with ldconfig -p. */
 	const char *const *lib_paths;
 	size_t n_lib_paths;
+	/* OpenSSL: keep the write probes on SSL_write / SSL_write_ex even where
+	 * the internal write function was found (tests, bench_uprobe). */
+	bool wrappers_only;
 };
 
 struct tls_probes;

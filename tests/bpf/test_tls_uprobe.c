@@ -326,7 +326,7 @@ static void assert_record(const struct seen_record *r, const struct rw_flow_key 
 
 /* ---- fixture ---------------------------------------------------------------- */
 
-static int setup(void **state)
+static int setup_with(void **state, bool wrappers_only)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct tls_probe_opts o;
@@ -346,7 +346,7 @@ static int setup(void **state)
 
 	/* Discovery through ldconfig, as rcptwall run does without --tls-lib. */
 	o = (struct tls_probe_opts){ .ring_fd = f->ring_fd, .flows_fd = f->flows_fd,
-				     .counters_fd = f->counters_fd };
+				     .counters_fd = f->counters_fd, .wrappers_only = wrappers_only };
 	assert_int_equal(tls_probes_open(&o, &f->tp), 0);
 	n = tls_probes_attach(f->tp);
 	assert_true(n >= 2); /* libssl.so.3 and libgnutls.so.30 */
@@ -362,6 +362,18 @@ static int setup(void **state)
 	f->listen6 = make_listener(AF_INET6); /* -1 where IPv6 is off */
 	assert_true(f->listen4 >= 0);
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, false);
+}
+
+/* OpenSSL's write probes on SSL_write / SSL_write_ex, as on a libssl whose
+ * internal write function user/tls.c does not recognise. */
+static int setup_wrappers(void **state)
+{
+	return setup_with(state, true);
 }
 
 static int teardown(void **state)
@@ -454,6 +466,64 @@ static void test_ssl_write_ex(void **state)
  * same tuple (the tc program re-creates the state on its SYN, with a new
  * created_ns) starts over at 0.
  */
+/* Whether the libssl the probes are on has them on its internal write
+ * function (user/tls.c, find_ssl_write_core) rather than on the wrappers. */
+static bool openssl_write_core(struct fixture *f)
+{
+	bool core = false, seen = false;
+
+	for (size_t i = 0; i < tls_probes_lib_count(f->tp); i++) {
+		const struct tls_lib *lib = tls_probes_lib(f->tp, i);
+
+		if (!(lib->kinds & TLS_LIB_OPENSSL))
+			continue;
+		assert_false(seen && core != lib->write_core); /* one libssl on this host */
+		core = lib->write_core;
+		seen = true;
+	}
+	assert_true(seen);
+	return core;
+}
+
+/*
+ * A write through the SSL BIO (BIO_f_ssl) goes through OpenSSL's internal
+ * write function but neither SSL_write nor SSL_write_ex. With the probes on
+ * the internal function it is seen once, at its offset, and an SSL_write
+ * after it is seen once too (the wrapper is not probed in addition); with
+ * the probes on the wrappers it is not seen, and the offset does not move.
+ */
+static void test_ssl_bio_write(void **state)
+{
+	struct fixture *f = *state;
+	bool core = openssl_write_core(f);
+	struct seen_record *r[4];
+	struct conn c;
+	BIO *b = BIO_new(BIO_f_ssl());
+
+	print_message("libssl write probes on %s\n",
+		      core ? "its internal write function" : "SSL_write / SSL_write_ex");
+	assert_non_null(b);
+	conn_openssl(f, &c, f->listen4);
+	watch_flow(f, &c.key, RW_PHASE_COMMAND, 7, 0);
+	drain(f);
+	BIO_set_ssl(b, c.cssl, BIO_NOCLOSE);
+	assert_int_equal(BIO_write(b, RCPT_LINE, (int)strlen(RCPT_LINE)), (int)strlen(RCPT_LINE));
+	assert_int_equal(BIO_flush(b), 1);
+	ssl_send(&c, "DATA\r\n", 6);
+	drain(f);
+	if (core) {
+		assert_int_equal(records_of(f, &c.key, r, 4), 2);
+		assert_record(r[0], &c.key, 7, RCPT_LINE, strlen(RCPT_LINE));
+		assert_record(r[1], &c.key, 7 + strlen(RCPT_LINE), "DATA\r\n", 6);
+		assert_int_equal(tls_next_seq(f, &c.key), 7 + strlen(RCPT_LINE) + 6);
+	} else {
+		assert_int_equal(records_of(f, &c.key, r, 4), 1);
+		assert_record(r[0], &c.key, 7, "DATA\r\n", 6);
+	}
+	BIO_free_all(b); /* and the reference it took on the SSL's socket BIO */
+	conn_close(&c);
+}
+
 static void test_offset_survives_phase_change(void **state)
 {
 	struct fixture *f = *state;
@@ -886,6 +956,7 @@ int main(void)
 		cmocka_unit_test(test_attached_libraries),
 		cmocka_unit_test(test_rcpt_in_command_phase),
 		cmocka_unit_test(test_ssl_write_ex),
+		cmocka_unit_test(test_ssl_bio_write),
 		cmocka_unit_test(test_offset_survives_phase_change),
 		cmocka_unit_test(test_ipv6_flow),
 		cmocka_unit_test(test_interleaved_sessions),
@@ -896,6 +967,18 @@ int main(void)
 		cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_gnutls_corked),
 		cmocka_unit_test(test_gnutls_again_retry),
+	};
+	const struct CMUnitTest wrappers[] = {
+		cmocka_unit_test(test_attached_libraries),
+		cmocka_unit_test(test_rcpt_in_command_phase),
+		cmocka_unit_test(test_ssl_write_ex),
+		cmocka_unit_test(test_ssl_bio_write),
+		cmocka_unit_test(test_ipv6_flow),
+		cmocka_unit_test(test_interleaved_sessions),
+		cmocka_unit_test(test_concurrent_threads),
+		cmocka_unit_test(test_unwatched_flow),
+		cmocka_unit_test(test_data_phase_tail),
+		cmocka_unit_test(test_truncation),
 	};
 	const struct CMUnitTest discovery[] = {
 		cmocka_unit_test(test_parse_ldconfig),
@@ -909,5 +992,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	failed = cmocka_run_group_tests_name("discovery", discovery, NULL, NULL);
 
-	return failed + cmocka_run_group_tests_name("tls_uprobe", probes, setup, teardown);
+	failed += cmocka_run_group_tests_name("tls_uprobe", probes, setup, teardown);
+	return failed + cmocka_run_group_tests_name("tls_uprobe_wrappers", wrappers, setup_wrappers,
+						    teardown);
 }

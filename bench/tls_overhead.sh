@@ -33,7 +33,7 @@ die() { fail "tls_overhead: $*"; }
 	{ echo "tls_overhead: rcptwall run has no TLS capture (--no-tls missing)" >&2; exit 1; }
 
 # Client and server namespaces (tests/lib/pair.bash), removed on every exit.
-pair_up tlsbench
+pair_up tls7-bench
 CLI=$PAIR_CLI
 SRV=$PAIR_SRV
 TMP=$PAIR_TMP

@@ -21,7 +21,7 @@ swaks --support 2>&1 | grep '=== TLS supported' >/dev/null ||
 	{ echo "FAIL: swaks without TLS (install libnet-ssleay-perl)" >&2; exit 1; }
 
 # ---- test bed: client and server namespaces, removed on every exit --------
-pair_up tls
+pair_up tls7
 CLI=$PAIR_CLI
 SRV=$PAIR_SRV
 TMP=$PAIR_TMP

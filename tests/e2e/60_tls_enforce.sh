@@ -19,7 +19,7 @@ swaks --support 2>&1 | grep '=== TLS supported' >/dev/null || {
 	exit 1
 }
 
-pair_up tlsenf
+pair_up tls7-enf
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
 	-subj /CN=sink.rcptwall.test -keyout "$PAIR_TMP/key.pem" -out "$PAIR_TMP/cert.pem" \
 	>"$PAIR_TMP/openssl.out" 2>&1 || fail "openssl req"

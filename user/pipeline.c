@@ -8,6 +8,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "flow.h"
+
+/* Monitor mode: flows already reported as would-block (direct-mapped by
+ * hash; a collision only repeats a report). Power of two. */
+#define WOULD_BLOCK_SLOTS 4096
+
 /* The gate stays closable this long after the last heartbeat: a stopped or
  * killed rcptwall holds no mail for longer. */
 #define GATE_ALIVE_NS (2000ull * 1000 * 1000)
@@ -23,6 +29,10 @@ struct pipeline {
 	bool have_gate;
 	struct pipeline_gate gate;
 	uint64_t gate_refreshed_ns;
+	/* Monitor mode reports one would-block per flow, as enforce mode
+	 * blocks a flow once. */
+	struct rw_flow_key would_blocked[WOULD_BLOCK_SLOTS];
+	bool would_blocked_used[WOULD_BLOCK_SLOTS];
 	/* CLOCK_MONOTONIC when the record being fed was read from the ring. */
 	uint64_t record_read_ns;
 	struct pipeline_stats stats;
@@ -123,6 +133,24 @@ static void gate_ack(struct pipeline *p, const struct rw_record_hdr *hdr)
 		p->stats.gate_acks++;
 }
 
+/* Monitor mode: true if the flow was reported already, else remembers it. */
+static bool would_block_seen(struct pipeline *p, const struct rw_flow_key *k)
+{
+	size_t i = flow_key_hash(k) & (WOULD_BLOCK_SLOTS - 1);
+	if (p->would_blocked_used[i] && flow_key_equal(&p->would_blocked[i], k))
+		return true;
+	p->would_blocked[i] = *k;
+	p->would_blocked_used[i] = true;
+	return false;
+}
+
+static void would_block_forget(struct pipeline *p, const struct rw_flow_key *k)
+{
+	size_t i = flow_key_hash(k) & (WOULD_BLOCK_SLOTS - 1);
+	if (p->would_blocked_used[i] && flow_key_equal(&p->would_blocked[i], k))
+		p->would_blocked_used[i] = false;
+}
+
 /*
  * Tells the kernel to stop (or resume) streaming a flow's bytes. The flow
  * entry may be gone (FIN, LRU eviction): then there is nothing to change,
@@ -169,7 +197,10 @@ static void judge_recipient(struct pipeline *p, const struct smtp_event *ev)
 	if (judged)
 		matcher_check(p->matcher, mb->domain, &v);
 	bool flagged = judged && v.result == MATCH_FLAG;
-	if (flagged)
+	if (flagged && enforcer_mode(p->enforcer) == RW_MODE_MONITOR &&
+	    would_block_seen(p, ev->flow))
+		res.already_blocked = true; /* as enforce mode: one block per flow */
+	else if (flagged)
 		block_err = enforcer_block(p->enforcer, ev->flow, &res);
 
 	if (judged && v.result == MATCH_ERROR)
@@ -239,6 +270,7 @@ int pipeline_on_record(const struct rw_record_hdr *hdr, const uint8_t *data, voi
 	switch (hdr->kind) {
 	case RW_REC_FLOW_START:
 		smtp_parser_flow_start(p->parser, &hdr->flow, hdr->source, hdr->seq, hdr->ts_ns);
+		would_block_forget(p, &hdr->flow); /* a new connection on the tuple */
 		break;
 	case RW_REC_DATA: {
 		struct smtp_segment seg = {
@@ -258,6 +290,7 @@ int pipeline_on_record(const struct rw_record_hdr *hdr, const uint8_t *data, voi
 	}
 	case RW_REC_FLOW_END:
 		smtp_parser_flow_end(p->parser, &hdr->flow, hdr->ts_ns);
+		would_block_forget(p, &hdr->flow);
 		/* Acknowledgements written after the kernel forgot the flow. */
 		if (p->have_gate && hdr->source == RW_SRC_TC)
 			bpf_map_delete_elem(p->gate.judged_fd, &hdr->flow);

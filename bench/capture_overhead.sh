@@ -7,47 +7,23 @@
 #
 #   bash bench/capture_overhead.sh        ROUNDS=5 SECONDS_PER_RUN=3 by default
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/../tests/lib/pair.bash"
 
-RCPTWALL=${RCPTWALL:-$PWD/${BUILD:-build}/rcptwall}
 ROUNDS=${ROUNDS:-5}
 SECS=${SECONDS_PER_RUN:-3}
-CLI=rw-capbench-cli-$$
-SRV=rw-capbench-srv-$$
-TMP=$(mktemp -d /tmp/rw-capbench-XXXXXX)
-pids=()
-RW_PID=
 
-cleanup() {
-	[ -n "$RW_PID" ] && kill -TERM "$RW_PID" 2>/dev/null && wait "$RW_PID" 2>/dev/null
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	ip netns del "$CLI" 2>/dev/null || true
-	ip netns del "$SRV" 2>/dev/null || true
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-[ -x "$RCPTWALL" ] || { echo "no rcptwall at $RCPTWALL (make first)" >&2; exit 1; }
-
-ip netns add "$CLI"
-ip netns add "$SRV"
-ip -n "$CLI" link add veth0 type veth peer name veth1 netns "$SRV"
-ip -n "$CLI" addr add 198.51.100.1/24 dev veth0
-ip -n "$SRV" addr add 198.51.100.2/24 dev veth1
-ip -n "$CLI" link set veth0 up
-ip -n "$SRV" link set veth1 up
-ip -n "$CLI" link set lo up
-ip -n "$SRV" link set lo up
+# Client and server namespaces (tests/lib/pair.bash), removed on every exit
+# with the iperf3 servers and rcptwall.
+pair_up capbench
+CLI=$PAIR_CLI
+SRV=$PAIR_SRV
+TMP=$PAIR_TMP
 
 for port in 5201 25; do
-	ip netns exec "$SRV" iperf3 -s -p "$port" >/dev/null 2>&1 &
-	pids+=($!)
+	pair_bg "iperf3-$port" ip netns exec "$SRV" iperf3 -s -p "$port"
 done
-for _ in $(seq 1 50); do
-	[ "$(ip netns exec "$SRV" ss -ltnH | grep -cE ':(5201|25) ')" -ge 2 ] && break
-	sleep 0.1
-done
+servers_up() { [ "$(ip netns exec "$SRV" ss -ltnH | grep -cE ':(5201|25) ')" -ge 2 ]; }
+wait_for "the iperf3 servers" servers_up
 
 throughput() { # port -> bits/s received
 	ip netns exec "$CLI" iperf3 -c 198.51.100.2 -p "$1" -t "$SECS" -J 2>/dev/null |
@@ -55,21 +31,14 @@ throughput() { # port -> bits/s received
 }
 
 attach() {
-	ip netns exec "$CLI" "$RCPTWALL" run --iface veth0 >/dev/null 2>"$TMP/rw.err" &
-	RW_PID=$!
-	for _ in $(seq 1 100); do
-		grep -q "watching veth0" "$TMP/rw.err" && return 0
-		sleep 0.1
-	done
-	echo "rcptwall did not attach:" >&2
-	cat "$TMP/rw.err" >&2
-	exit 1
+	pair_bg rw ip netns exec "$CLI" "$RCPTWALL" run --iface veth0 --log /dev/null
+	RW_PID=$PAIR_BG_PID
+	wait_for "rcptwall to attach" grep -q "watching veth0" "$TMP/rw.err"
 }
 
 detach() {
 	kill -TERM "$RW_PID"
-	wait "$RW_PID" || { echo "rcptwall exited with $?" >&2; exit 1; }
-	RW_PID=
+	wait "$RW_PID" || fail "rcptwall exited with $?"
 	grep -o "reserve_fail=[0-9]*" "$TMP/rw.err" >>"$TMP/losses"
 }
 

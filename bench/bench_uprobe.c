@@ -741,7 +741,7 @@ static void bench_libssl(void)
 		err = tls_probes_attach(tp);
 		if (err < 0)
 			die("tls_probes_attach", err);
-		core = tls_probes_lib(tp, 0)->write_core;
+		core = tls_probes_lib(tp, 0)->write_core & TLS_LIB_OPENSSL;
 		if (!wrappers && !core)
 			printf("  (this libssl's internal write function was not recognised: "
 			       "probes on SSL_write_ex)\n");

@@ -47,11 +47,12 @@ static const char *const tls_sonames[] = { "libssl.so.3", "libgnutls.so.30" };
 
 /*
  * Where a probe goes. Most are the named function's entry; TLS_AT_WRITE_CORE
- * is OpenSSL's internal write function, see find_ssl_write_core().
+ * is the function the library's write API functions all end in, when it is
+ * recognised: find_ssl_write_core(), find_gnutls_send_core().
  */
 enum tls_at {
 	TLS_AT_NAMED,     /* always on func */
-	TLS_AT_NAMED_API, /* on func unless the write core was found */
+	TLS_AT_NAMED_API, /* on func unless the library's write core was found */
 	TLS_AT_WRITE_CORE /* on the write core, if found */
 };
 
@@ -71,7 +72,10 @@ static const struct tls_probe_spec tls_specs[] = {
 	/* The core takes SSL_write_ex's arguments and returns > 0 with the
 	 * byte count in *written: SSL_write_ex's programs fit it. */
 	{ TLS_LIB_OPENSSL, "SSL_write_ex", "tls_ssl_write_ex_ret", true, true, TLS_AT_WRITE_CORE },
-	{ TLS_LIB_GNUTLS, "gnutls_record_send", "tls_gnutls_send_ret", true, true, TLS_AT_NAMED },
+	{ TLS_LIB_GNUTLS, "gnutls_record_send", "tls_gnutls_send_ret", true, true, TLS_AT_NAMED_API },
+	/* gnutls_record_send2 takes gnutls_record_send's arguments and more,
+	 * and returns the same. */
+	{ TLS_LIB_GNUTLS, "gnutls_record_send", "tls_gnutls_send_ret", true, true, TLS_AT_WRITE_CORE },
 	/* Teardown is optional (a static binary may lack it): the session
 	 * cache then ages out by LRU only. */
 	{ TLS_LIB_GNUTLS, "gnutls_record_uncork", "tls_gnutls_uncork_ret", true, true, TLS_AT_NAMED },
@@ -81,7 +85,8 @@ static const struct tls_probe_spec tls_specs[] = {
 	{ TLS_LIB_OPENSSL, "SSL_write", "tls_ssl_write", false, true, TLS_AT_NAMED_API },
 	{ TLS_LIB_OPENSSL, "SSL_write_ex", "tls_ssl_write_ex", false, true, TLS_AT_NAMED_API },
 	{ TLS_LIB_OPENSSL, "SSL_write_ex", "tls_ssl_write_ex", false, true, TLS_AT_WRITE_CORE },
-	{ TLS_LIB_GNUTLS, "gnutls_record_send", "tls_gnutls_send", false, true, TLS_AT_NAMED },
+	{ TLS_LIB_GNUTLS, "gnutls_record_send", "tls_gnutls_send", false, true, TLS_AT_NAMED_API },
+	{ TLS_LIB_GNUTLS, "gnutls_record_send", "tls_gnutls_send", false, true, TLS_AT_WRITE_CORE },
 };
 /* The uncork pair goes before the send entry: without it a flush of corked
  * records would be sent twice. */
@@ -90,7 +95,7 @@ static const struct tls_probe_spec tls_specs[] = {
 /* The functions probe points are computed for (names of tls_specs). */
 static const char *const tls_funcs[] = { "SSL_write", "SSL_write_ex", "SSL_free",
 					 "gnutls_record_send", "gnutls_record_uncork",
-					 "gnutls_deinit" };
+					 "gnutls_deinit", "gnutls_record_send2" };
 #define TLS_N_FUNCS (sizeof(tls_funcs) / sizeof(tls_funcs[0]))
 
 /*
@@ -101,8 +106,8 @@ static const char *const tls_funcs[] = { "SSL_write", "SSL_write_ex", "SSL_free"
 struct tls_plan {
 	uint64_t off[TLS_N_FUNCS];
 	bool resolved[TLS_N_FUNCS];
-	uint64_t core_off; /* OpenSSL's write core, if write_core */
-	bool write_core;
+	uint64_t core_off[2]; /* write core by kind: [0] OpenSSL, [1] GnuTLS */
+	unsigned write_core;  /* TLS_LIB_* whose core_off is set */
 };
 
 struct tls_probes {
@@ -300,12 +305,18 @@ int tls_lib_kinds(const char *path)
  *     -fcf-protection) is probed just after it: the stack is untouched
  *     there, so a return probe still finds the return address, and every
  *     call goes through it (only indirect branches need the endbr);
- *   - OpenSSL's write core, see find_ssl_write_core().
+ *   - the write cores, see find_ssl_write_core(), find_gnutls_send_core().
  * A function whose symbol cannot be resolved here is attached by name.
  */
 #define CODE_PEEK 256 /* bytes of a function read to find its probe point */
 
-enum { FN_SSL_WRITE, FN_SSL_WRITE_EX }; /* indexes in tls_funcs */
+/* Indexes in tls_funcs. */
+enum { FN_SSL_WRITE, FN_SSL_WRITE_EX, FN_GNUTLS_SEND = 3, FN_GNUTLS_SEND2 = 6 };
+
+static unsigned core_index(unsigned kind)
+{
+	return kind == TLS_LIB_GNUTLS ? 1 : 0;
+}
 
 #if defined(__x86_64__)
 /* Bytes of a leading endbr64 (f3 0f 1e fa): 0 or 4. */
@@ -449,8 +460,95 @@ static void find_ssl_write_core(int fd, Elf *elf, const struct func_syms *fs,
 	i = x86_endbr_len(c, n);
 	if (!x86_is_push_reg(c + i, n - i))
 		return;
-	plan->core_off = core_off + i;
-	plan->write_core = true;
+	plan->core_off[core_index(TLS_LIB_OPENSSL)] = core_off + i;
+	plan->write_core |= TLS_LIB_OPENSSL;
+}
+
+/* Whether the PLT stub at vaddr (jmp *slot(%rip), ff 25, optionally after
+ * endbr64 and a bnd prefix) jumps through the GOT slot of symbol want: the
+ * slot's R_X86_64_JUMP_SLOT relocation names it. */
+static bool plt_stub_to(int fd, Elf *elf, uint64_t vaddr, const char *want)
+{
+	uint8_t c[16];
+	uint64_t off, slot;
+	int32_t disp;
+	size_t n = read_code(fd, elf, vaddr, 0, c, sizeof(c), &off), i = x86_endbr_len(c, n);
+	Elf_Scn *scn = NULL;
+
+	if (i < n && c[i] == 0xf2)
+		i++;
+	if (n < i + 6 || c[i] != 0xff || c[i + 1] != 0x25)
+		return false;
+	memcpy(&disp, c + i + 2, sizeof(disp));
+	slot = vaddr + i + 6 + (uint64_t)(int64_t)disp;
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh, symsh;
+		Elf_Data *data, *syms;
+		Elf_Scn *symscn;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA || sh.sh_entsize == 0)
+			continue;
+		symscn = elf_getscn(elf, sh.sh_link);
+		data = elf_getdata(scn, NULL);
+		if (!symscn || !gelf_getshdr(symscn, &symsh) || !data)
+			continue;
+		syms = elf_getdata(symscn, NULL);
+		for (size_t r = 0; syms && r < sh.sh_size / sh.sh_entsize; r++) {
+			GElf_Rela rela;
+			GElf_Sym sym;
+			const char *name;
+
+			if (!gelf_getrela(data, (int)r, &rela) || rela.r_offset != slot ||
+			    GELF_R_TYPE(rela.r_info) != R_X86_64_JUMP_SLOT)
+				continue;
+			if (!gelf_getsym(syms, (int)GELF_R_SYM(rela.r_info), &sym))
+				return false;
+			name = elf_strptr(elf, symsh.sh_link, sym.st_name);
+			return name && strcmp(name, want) == 0;
+		}
+	}
+	return false;
+}
+
+/*
+ * GnuTLS (3.6.3 on; Debian 12: 3.7.9) implements gnutls_record_send(s, data,
+ * size) as gnutls_record_send2(s, data, size, 0, 0): two register clears
+ * (stepped) and a jump. gnutls_record_send2 starts with pushes (emulated).
+ * The send probes go on gnutls_record_send2 when, and only when:
+ *   gnutls_record_send: [endbr64] xor %r8d,%r8d; xor %ecx,%ecx; jmp T, where
+ *                       T is gnutls_record_send2 or a PLT stub whose slot
+ *                       is gnutls_record_send2's (the first three argument
+ *                       registers reach it untouched, and its result is
+ *                       gnutls_record_send's);
+ *   gnutls_record_send2: [endbr64] push %reg.
+ * Calls made to gnutls_record_send2 directly are then seen too.
+ */
+static void find_gnutls_send_core(int fd, Elf *elf, const struct func_syms *fs,
+				  struct tls_plan *plan)
+{
+	static const uint8_t clears[5] = { 0x45, 0x31, 0xc0, 0x31, 0xc9 };
+	uint8_t c[16];
+	uint64_t off, target, send2_off;
+	size_t n, i;
+
+	if (fs->state[FN_GNUTLS_SEND] != 1 || fs->state[FN_GNUTLS_SEND2] != 1)
+		return;
+	n = read_code(fd, elf, fs->vaddr[FN_GNUTLS_SEND], fs->size[FN_GNUTLS_SEND], c, sizeof(c),
+		      &off);
+	i = x86_endbr_len(c, n);
+	if (n < i + 10 || memcmp(c + i, clears, sizeof(clears)) != 0 || c[i + 5] != 0xe9)
+		return;
+	target = x86_call_target(fs->vaddr[FN_GNUTLS_SEND] + i + 5, c + i + 5); /* e9: same form */
+	if (target != fs->vaddr[FN_GNUTLS_SEND2] &&
+	    !plt_stub_to(fd, elf, target, tls_funcs[FN_GNUTLS_SEND2]))
+		return;
+	n = read_code(fd, elf, fs->vaddr[FN_GNUTLS_SEND2], fs->size[FN_GNUTLS_SEND2], c, sizeof(c),
+		      &send2_off);
+	i = x86_endbr_len(c, n);
+	if (!x86_is_push_reg(c + i, n - i))
+		return;
+	plan->core_off[core_index(TLS_LIB_GNUTLS)] = send2_off + i;
+	plan->write_core |= TLS_LIB_GNUTLS;
 }
 #endif
 
@@ -489,6 +587,7 @@ static void tls_plan_lib(const char *path, struct tls_plan *plan)
 		plan->resolved[f] = true;
 	}
 	find_ssl_write_core(fd, elf, &fs, plan);
+	find_gnutls_send_core(fd, elf, &fs, plan);
 out:
 	if (elf)
 		elf_end(elf);
@@ -594,7 +693,7 @@ int tls_probes_open(const struct tls_probe_opts *opts, struct tls_probes **out)
 	if (err)
 		goto fail;
 	for (size_t i = 0; opts->wrappers_only && i < tp->n_libs; i++)
-		tp->plans[i].write_core = tp->libs[i].write_core = false;
+		tp->plans[i].write_core = tp->libs[i].write_core = 0;
 	tp->skel = tls_uprobe__open();
 	if (!tp->skel) {
 		err = -errno;
@@ -628,9 +727,9 @@ static bool spec_applies(const struct tls_plan *plan, const struct tls_probe_spe
 {
 	switch (s->at) {
 	case TLS_AT_NAMED_API:
-		return !plan->write_core;
+		return !(plan->write_core & s->kind);
 	case TLS_AT_WRITE_CORE:
-		return plan->write_core;
+		return plan->write_core & s->kind;
 	default:
 		return true;
 	}
@@ -649,7 +748,7 @@ static int attach_spec(struct tls_probes *tp, size_t lib_i, const struct tls_pro
 	if (!prog)
 		return -ENOENT;
 	if (s->at == TLS_AT_WRITE_CORE)
-		off = plan->core_off;
+		off = plan->core_off[core_index(s->kind)];
 	else if (f < TLS_N_FUNCS && plan->resolved[f])
 		off = plan->off[f];
 	else

@@ -37,8 +37,10 @@ struct tls_lib {
 	char path[PATH_MAX];
 	unsigned kinds;    /* TLS_LIB_* found in its symbols */
 	unsigned n_probes; /* uprobes attached on it */
-	bool write_core;   /* OpenSSL: write probes on its internal write function,
-			    * not on SSL_write / SSL_write_ex (see user/tls.c) */
+	unsigned write_core; /* TLS_LIB_* whose write probes sit on the function
+			      * their write API ends in (OpenSSL's internal write
+			      * function, gnutls_record_send2), not on SSL_write /
+			      * SSL_write_ex / gnutls_record_send (user/tls.c) */
 };
 
 struct tls_probe_opts {
@@ -52,8 +54,8 @@ struct tls_probe_opts {
 	 * NULL / 0: discover libssl.so.3 and libgnutls.so.30 with ldconfig -p. */
 	const char *const *lib_paths;
 	size_t n_lib_paths;
-	/* OpenSSL: keep the write probes on SSL_write / SSL_write_ex even where
-	 * the internal write function was found (tests, bench_uprobe). */
+	/* Keep the write probes on SSL_write / SSL_write_ex / gnutls_record_send
+	 * even where the write core was found (tests, bench_uprobe). */
 	bool wrappers_only;
 };
 

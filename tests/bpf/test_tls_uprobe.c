@@ -477,8 +477,9 @@ static bool openssl_write_core(struct fixture *f)
 
 		if (!(lib->kinds & TLS_LIB_OPENSSL))
 			continue;
-		assert_false(seen && core != lib->write_core); /* one libssl on this host */
-		core = lib->write_core;
+		/* one libssl on this host */
+		assert_false(seen && core != !!(lib->write_core & TLS_LIB_OPENSSL));
+		core = lib->write_core & TLS_LIB_OPENSSL;
 		seen = true;
 	}
 	assert_true(seen);
@@ -775,6 +776,53 @@ static void test_truncation(void **state)
 
 /* GnuTLS corked records reach no socket inside gnutls_record_send: the
  * session's flow, learned at an earlier write, attributes them. */
+/* The GnuTLS counterpart of openssl_write_core(). */
+static bool gnutls_write_core(struct fixture *f)
+{
+	for (size_t i = 0; i < tls_probes_lib_count(f->tp); i++) {
+		const struct tls_lib *lib = tls_probes_lib(f->tp, i);
+
+		if (lib->kinds & TLS_LIB_GNUTLS)
+			return lib->write_core & TLS_LIB_GNUTLS;
+	}
+	fail_msg("no GnuTLS library attached");
+	return false;
+}
+
+/*
+ * gnutls_record_send2 called directly (GnuTLS's own API since 3.6.3). With
+ * the send probes on it (user/tls.c, find_gnutls_send_core) it is seen
+ * once, and a gnutls_record_send after it once too (the wrapper is not
+ * probed in addition); with the probes on gnutls_record_send it is not
+ * seen.
+ */
+static void test_gnutls_send2(void **state)
+{
+	struct fixture *f = *state;
+	bool core = gnutls_write_core(f);
+	struct seen_record *r[4];
+	struct conn c;
+
+	print_message("libgnutls send probes on %s\n",
+		      core ? "gnutls_record_send2" : "gnutls_record_send");
+	conn_gnutls(f, &c, f->listen4);
+	watch_flow(f, &c.key, RW_PHASE_COMMAND, 3, 0);
+	drain(f);
+	assert_int_equal(gnutls_record_send2(c.gs, RCPT_LINE, strlen(RCPT_LINE), 0, 0),
+			 (ssize_t)strlen(RCPT_LINE));
+	assert_int_equal(gnutls_record_send(c.gs, "DATA\r\n", 6), 6);
+	drain(f);
+	if (core) {
+		assert_int_equal(records_of(f, &c.key, r, 4), 2);
+		assert_record(r[0], &c.key, 3, RCPT_LINE, strlen(RCPT_LINE));
+		assert_record(r[1], &c.key, 3 + strlen(RCPT_LINE), "DATA\r\n", 6);
+	} else {
+		assert_int_equal(records_of(f, &c.key, r, 4), 1);
+		assert_record(r[0], &c.key, 3, "DATA\r\n", 6);
+	}
+	conn_close(&c);
+}
+
 static void test_gnutls_corked(void **state)
 {
 	struct fixture *f = *state;
@@ -965,6 +1013,7 @@ int main(void)
 		cmocka_unit_test(test_data_phase_tail),
 		cmocka_unit_test(test_bdat_phase),
 		cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_gnutls_send2),
 		cmocka_unit_test(test_gnutls_corked),
 		cmocka_unit_test(test_gnutls_again_retry),
 	};
@@ -979,6 +1028,9 @@ int main(void)
 		cmocka_unit_test(test_unwatched_flow),
 		cmocka_unit_test(test_data_phase_tail),
 		cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_gnutls_send2),
+		cmocka_unit_test(test_gnutls_corked),
+		cmocka_unit_test(test_gnutls_again_retry),
 	};
 	const struct CMUnitTest discovery[] = {
 		cmocka_unit_test(test_parse_ldconfig),

@@ -20,6 +20,13 @@
 #              command phase and every body byte goes through the ring (the
 #              worst case).
 #
+# Then the floor: bench_uprobe (bench/bench_uprobe.c) measures, in this
+# process-free setting, what an empty entry + return uprobe and the
+# sys_enter hook cost per call on this machine, and what rcptwall's probes
+# cost on a 16 KiB SSL_write_ex, and prints the ratio each allows at the
+# time per write measured here without probes: no uprobe design with an
+# entry and a return probe can do better than that floor.
+#
 #   bench/tls_overhead.sh [ROUNDS] [MB] [WRITE]    defaults: 5 64 16384
 set -euo pipefail
 . "$(dirname "$0")/../tests/lib/pair.bash"
@@ -143,8 +150,18 @@ for port in 8443 465; do
 			w / a - w / b }'
 	awk -v a="$cpu_on" -v b="$cpu_off" -v hz="$hz" 'BEGIN {
 		printf "  %-28s rcptwall CPU per run: without %.0f ms, with %.0f ms\n", "", b * 1000 / hz, a * 1000 / hz }'
+	# Time per write without probes, for the floor below (unwatched flow).
+	[ "$port" = 8443 ] && base_us=$(awk -v b="$m_off" -v w="$WRITE" 'BEGIN { printf "%.2f", w / b }')
 done
 # `run --dump` prints the kernel counters, the full pipeline a summary:
 # take what is there.
 grep -o '\(tls_records\|tls_unattributed\|tls_trunc_bytes\|reserve_fail\|body_skipped_bytes\|records\|losses\)=[0-9]*' \
 	"$TMP/rcptwall-all.err" | awk -F= '{ s[$1] += $2 } END { printf "  probe counters over all runs:"; for (k in s) printf " %s=%d", k, s[k]; printf "\n" }'
+BENCH_UPROBE=$REPO/${BUILD:-build}/bench/bench_uprobe
+if [ -x "$BENCH_UPROBE" ]; then
+	echo "  floor on this machine at the measured $base_us us per write (bench_uprobe -b $base_us):"
+	"$BENCH_UPROBE" -b "$base_us" >"$TMP/floor.out" 2>&1 || die "bench_uprobe failed: $(tail -n 3 "$TMP/floor.out")"
+	sed -n '/^summary/,$p' "$TMP/floor.out" | tail -n +2 | sed 's/^/  /'
+else
+	echo "  (no $BENCH_UPROBE: make BUILD=${BUILD:-build} bench for the floor figures)"
+fi

@@ -54,8 +54,6 @@ struct pipeline_stats {
 	uint64_t judged_error;     /* recipients the matcher could not judge */
 	uint64_t phase_updates;
 	uint64_t phase_misses;     /* flow no longer in the kernel map (ended or evicted) */
-	uint64_t gate_acks;        /* judged positions written to the kernel */
-	uint64_t gate_ack_errors;  /* ... that could not be written (map full) */
 	uint64_t losses;           /* everything reported in `loss` events */
 	struct smtp_stats parser;
 };

@@ -24,11 +24,12 @@
  *      every syscall of every process on the host pays while it runs);
  *   C. rcptwall's own programs (tls_ssl_write_ex + its return probe, then
  *      with tls_sys_enter, as user/tls.c attaches them) on a stub with
- *      SSL_write_ex's arguments and a push first that writes one byte to a
- *      loopback TCP socket inside the call: flow not watched (one hash
- *      miss, counted unattributed), and watched in DATA phase (one 1 KiB
- *      tail record per call through the ring, consumed by a thread as
- *      `rcptwall run` does): what the programs add to A's empty ones;
+ *      SSL_write_ex's arguments and a push first: without a syscall, next
+ *      to empty programs on the same stub (what the programs themselves
+ *      cost); then writing one byte to a loopback TCP socket inside the
+ *      call: flow not watched (one hash miss, counted unattributed), and
+ *      watched in DATA phase (one 1 KiB tail record per call through the
+ *      ring, consumed by a thread as `rcptwall run` does);
  *   D. the real thing: SSL_write_ex of 16 KiB on a TLS 1.3 connection
  *      (system libssl.so.3, AES-GCM) whose ciphertext goes to a loopback
  *      TCP socket, without probes and with user/tls.c's attach on that
@@ -596,29 +597,52 @@ static void bench_programs(struct tls_uprobe *skel, const struct maps *m)
 	double none, ns;
 	int err;
 
-	printf("C. rcptwall's programs on a stub with SSL_write_ex's arguments (push first)\n"
-	       "   that writes 1 byte to a loopback TCP socket inside the call\n");
-	tcp_sink_open(&sink);
-	rwb_sink_fd = sink.cfd;
+	printf("C. rcptwall's programs on a stub with SSL_write_ex's arguments (push first),\n"
+	       "   then with a 1-byte loopback TCP write inside the call (its segment and the\n"
+	       "   reading thread's wakeups weigh in; D is the real case)\n");
 	err = addr_to_file((const void *)rwb_write_ex, path, sizeof(path), &off);
 	if (err)
 		die("address to file", err);
-	none = measure(loop_write_ex, NULL, g_calls);
-	row("no probes", none, none);
-	/* Returns first, as user/tls.c does; the syscall hook last here, to
-	 * see the probes without it first. */
+	/* First without the syscall: what the programs cost over empty ones. */
+	{
+		int empty = load_empty_prog(BPF_PROG_TYPE_KPROBE), pfd[2];
+
+		if (empty < 0)
+			die("load empty uprobe program", empty);
+		none = measure(loop_write_ex, NULL, g_calls);
+		row("no syscall in the call: no probes", none, none);
+		pfd[0] = attach_raw_uprobe(empty, path, off, true);
+		pfd[1] = attach_raw_uprobe(empty, path, off, false);
+		if (pfd[0] < 0 || pfd[1] < 0)
+			die("attach empty probes", pfd[0] < 0 ? pfd[0] : pfd[1]);
+		row("  empty entry + return programs", measure(loop_write_ex, NULL, g_calls), none);
+		close(pfd[1]);
+		close(pfd[0]);
+		close(empty);
+	}
+	/* Returns first, as user/tls.c does. */
 	links[1] = bpf_program__attach_uprobe(skel->progs.tls_ssl_write_ex_ret, true, -1, path, off);
 	links[2] = bpf_program__attach_uprobe(skel->progs.tls_ssl_write_ex, false, -1, path, off);
 	if (!links[1] || !links[2])
 		die("attach rcptwall programs", errno);
-	row("entry + return programs, no sys_enter (flow unknown)",
+	row("  rcptwall's entry + return programs (flow unknown)",
 	    measure(loop_write_ex, NULL, g_calls), none);
+	for (int i = 2; i >= 1; i--)
+		bpf_link__destroy(links[i]);
+	tcp_sink_open(&sink);
+	rwb_sink_fd = sink.cfd;
+	none = measure(loop_write_ex, NULL, g_calls);
+	row("with the 1-byte TCP write: no probes", none, none);
+	links[1] = bpf_program__attach_uprobe(skel->progs.tls_ssl_write_ex_ret, true, -1, path, off);
+	links[2] = bpf_program__attach_uprobe(skel->progs.tls_ssl_write_ex, false, -1, path, off);
+	if (!links[1] || !links[2])
+		die("attach rcptwall programs", errno);
 	links[0] = bpf_program__attach(skel->progs.tls_sys_enter);
 	if (!links[0])
 		die("attach tls_sys_enter", errno);
 	unattr0 = counter(m, RW_CNT_TLS_UNATTRIBUTED);
 	ns = measure(loop_write_ex, NULL, g_calls);
-	row("entry + return + sys_enter, flow not watched", ns, none);
+	row("  entry + return + sys_enter, flow not watched", ns, none);
 	if (counter(m, RW_CNT_TLS_UNATTRIBUTED) - unattr0 < g_calls)
 		die("the probes did not run (unattributed count)", EPROTO);
 	consumer_start(&cons, m);
@@ -627,7 +651,7 @@ static void bench_programs(struct tls_uprobe *skel, const struct maps *m)
 	ns = measure(loop_write_ex, NULL, g_calls);
 	unwatch(m, &sink.key);
 	consumer_stop(&cons);
-	row("same, flow watched in DATA phase (1 KiB record/call)", ns, none);
+	row("  same, flow watched in DATA phase (1 KiB record/call)", ns, none);
 	if (counter(m, RW_CNT_TLS_RECORDS) - rec0 < g_calls)
 		die("the probes sent no records for the watched flow", EPROTO);
 	for (int i = 2; i >= 0; i--)

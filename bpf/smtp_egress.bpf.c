@@ -191,7 +191,7 @@ static long send_chunk(__u32 i, void *data)
 	if (adaptive_wakeup)
 		wakeup = 0;
 	else if (last)
-		wakeup = BPF_RB_FORCE_WAKEUP;
+		wakeup = last_record_wakeup(c->phase, r->data[clamp_len(len) - 1]);
 	record_send(r, clamp_len(len), wakeup);
 	return last ? 1 : 0;
 }

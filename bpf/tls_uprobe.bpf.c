@@ -374,8 +374,9 @@ static long send_chunk(__u32 i, void *arg)
 		return 1; /* the rest is counted as truncated */
 	/* One wakeup per write, with its last record: user space needs the
 	 * whole write anyway, and a wakeup per chunk costs an IPI each. */
-	wakeup = c->off + len >= c->n || i == RW_MAX_CHUNKS - 1 ? BPF_RB_FORCE_WAKEUP
-								: BPF_RB_NO_WAKEUP;
+	wakeup = BPF_RB_NO_WAKEUP;
+	if (c->off + len >= c->n || i == RW_MAX_CHUNKS - 1)
+		wakeup = last_record_wakeup(c->phase, rec->data[(len - 1) & (RW_MAX_PAYLOAD - 1)]);
 	if (bpf_ringbuf_output(&rw_ring, rec, sizeof(rec->hdr) + len, wakeup)) {
 		count(RW_CNT_RESERVE_FAIL, 1);
 	} else {

@@ -18,6 +18,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <sys/epoll.h>
 #include <time.h>
 
 #include "capture.h"
@@ -711,6 +712,52 @@ static void test_midstream_flow_flagged(void **state)
 	assert_int_equal(counter_delta(e, RW_CNT_FLOWS_NEW), 1);
 }
 
+/* Runs a packet and reports whether the ring woke its epoll waiter,
+ * without consuming first (run_pkt drains the ring right away). */
+static bool woke_consumer(struct env *e, const struct pkt_spec *s)
+{
+	uint8_t buf[PKT_MAX];
+	size_t len = build(s, buf);
+	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = buf, .data_size_in = (uint32_t)len,
+		    .repeat = 1);
+	struct epoll_event ev;
+	int efd = ring_buffer__epoll_fd(e->cap.rb);
+	/* The ring is drained: this wait takes it off epoll's ready list
+	 * (level-triggered), so only a new wakeup can put it back. */
+	assert_int_equal(epoll_wait(efd, &ev, 1, 0), 0);
+	assert_int_equal(bpf_prog_test_run_opts(loader_prog_fd(&e->ld), &t), 0);
+	assert_int_equal((int)t.retval, TC_ACT_OK);
+	int n = epoll_wait(efd, &ev, 1, 0);
+	e->n_recs = 0;
+	assert_true(capture_consume(&e->cap) >= 0);
+	assert_int_equal(e->n_recs, 1); /* the record is there either way */
+	return n > 0;
+}
+
+/*
+ * Body tails wake user space only when they can end a line (the end of the
+ * message, or a command after it); the others wait for the next wakeup.
+ * Command phase wakes it for every segment.
+ */
+static void test_body_tail_wakeup(void **state)
+{
+	struct env *e = *state;
+	struct rw_flow_key k = key4(25);
+	struct pkt_spec s = tcp4(25, 1, TH_SYN, NULL);
+	run_pkt(e, &s);
+	s = tcp4(25, 2, TH_ACK, "DATA\r\n");
+	assert_true(woke_consumer(e, &s));
+	set_phase(e, &k, RW_PHASE_DATA, 0);
+	s = tcp4(25, 8, TH_ACK, "Subject: a body line cut in the midd");
+	assert_false(woke_consumer(e, &s));
+	s = tcp4(25, 44, TH_ACK, "le\r\n.");
+	assert_true(woke_consumer(e, &s));
+	s = tcp4(25, 49, TH_ACK, "\r");
+	assert_true(woke_consumer(e, &s));
+	s = tcp4(25, 50, TH_ACK, "\nQUIT\r\n");
+	assert_true(woke_consumer(e, &s));
+}
+
 /* ---- the judgement gate ------------------------------------------------- */
 
 static uint64_t now_ns(void)
@@ -841,6 +888,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bdat_phase_wraparound, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_fin_and_rst_end_flow, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_midstream_flow_flagged, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_body_tail_wakeup, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_gate_holds_until_judged, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_gate_open_without_consumer, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_gate_hold_expires, env_setup, env_teardown),

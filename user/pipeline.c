@@ -10,8 +10,9 @@
 
 #include "flow.h"
 
-/* Monitor mode: flows already reported as would-block (direct-mapped by
- * hash; a collision only repeats a report). Power of two. */
+/* Monitor mode: flows whose current transaction was reported as
+ * would-block (direct-mapped by hash; a collision only repeats a report).
+ * Power of two. */
 #define WOULD_BLOCK_SLOTS 4096
 
 /* The gate stays closable this long after the last heartbeat: a stopped or
@@ -29,8 +30,9 @@ struct pipeline {
 	bool have_gate;
 	struct pipeline_gate gate;
 	uint64_t gate_refreshed_ns;
-	/* Monitor mode reports one would-block per flow, as enforce mode
-	 * blocks a flow once. */
+	/* Monitor mode reports one would-block per transaction of a flow, as
+	 * enforce mode blocks a flow once (and a later message comes on a new
+	 * connection). */
 	struct rw_flow_key would_blocked[WOULD_BLOCK_SLOTS];
 	bool would_blocked_used[WOULD_BLOCK_SLOTS];
 	/* CLOCK_MONOTONIC when the record being fed was read from the ring. */
@@ -198,7 +200,7 @@ static void judge_recipient(struct pipeline *p, const struct smtp_event *ev)
 	bool flagged = judged && v.result == MATCH_FLAG;
 	if (flagged && enforcer_mode(p->enforcer) == RW_MODE_MONITOR &&
 	    would_block_seen(p, ev->flow))
-		res.already_blocked = true; /* as enforce mode: one block per flow */
+		res.already_blocked = true; /* reported for this transaction */
 	else if (flagged)
 		block_err = enforcer_block(p->enforcer, ev->flow, &res);
 
@@ -254,6 +256,10 @@ static void on_parser_event(const struct smtp_event *ev, void *ctx)
 			    ev->u.anomaly.detail);
 		break;
 	case SMTP_EV_MAIL:
+		/* A new transaction: enforce mode would have cut the connection
+		 * before it, so it would come on a connection of its own. */
+		would_block_forget(p, ev->flow);
+		break;
 	case SMTP_EV_DATA_START:
 	case SMTP_EV_MESSAGE_END:
 	case SMTP_EV_FLOW_END:

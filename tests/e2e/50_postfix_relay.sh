@@ -31,12 +31,12 @@ LOOKALIKES=army.ml,navy.ml,gmial.com,army.mil.ml
 # Deferred mail stays deferred for the whole test: each message is tried
 # once (or when flushed), so every count below is exact.
 export TB_MIN_BACKOFF=1h TB_MAX_BACKOFF=1h TB_QUEUE_RUN_DELAY=1h
-# The exchangers answer 10 ms after the relay's bytes arrive: a remote MX is
-# a WAN round trip away, while veth between namespaces answers in tens of
-# microseconds, faster than any real server. rcptwall has until the 354
-# reply to DATA comes back to cut the flow (see README, "Deploying next to
-# Postfix").
-export TB_MX_RTT_MS=${TB_MX_RTT_MS:-10}
+# The exchangers answer at once (TB_MX_RTT_MS=0): over veth the 354 to DATA
+# comes back in tens of microseconds, faster than any remote server, so the
+# body would race the block; the judgement gate must keep it back whenever
+# rcptwall is late (README, "The judgement gate"). TB_MX_RTT_MS=10 models a
+# WAN round trip instead.
+export TB_MX_RTT_MS=${TB_MX_RTT_MS:-0}
 tb_start
 LOOKALIKE_MX=$TB_MXB_IP4,$TB_MXB_IP6
 
@@ -60,10 +60,11 @@ rw_started() { # LOG PID: start event logged and the filter attached
 rw_start() { # NAME MODE [OPTIONS...]
 	local name=$1 mode=$2 i; shift 2
 	RW_LOG=$TB_DIR/rw-$name.jsonl
+	RW_OUT=$TB_DIR/rw-$name.out
 	# ip netns exec execs rcptwall: $! is rcptwall itself (a shell
 	# function here would put a subshell in between).
 	ip netns exec "$TB_NS_RELAY" "$RCPTWALL" run "--$mode" --iface "$TB_RELAY_IF" --log "$RW_LOG" "$@" \
-		>"$TB_DIR/rw-$name.out" 2>&1 &
+		>"$RW_OUT" 2>&1 &
 	RW_PID=$!
 	for ((i = 0; i < 150; i++)); do
 		kill -0 "$RW_PID" 2>/dev/null || fail "rcptwall ($name) exited at start"
@@ -78,6 +79,9 @@ rw_stop() { # SIGTERM; the exit status must be 0
 	kill -TERM "$RW_PID"
 	wait "$RW_PID" || rc=$?
 	[ "$rc" -eq 0 ] || fail "rcptwall exited with $rc on SIGTERM"
+	# Its counters, for the record (gate_held: segments the judgement gate
+	# held back until their flow's recipients were judged).
+	grep -h "summary:" "$RW_OUT" | sed 's/^/  /' || true
 }
 
 assert_rw_gone() { # no filter and no table of ours in the relay namespace

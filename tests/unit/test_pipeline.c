@@ -197,27 +197,37 @@ static void test_swap_matcher(void **state)
 }
 
 /*
- * Monitor mode reports what enforce mode would do: one block per flow, a
- * flag per lookalike recipient; a new connection on the same tuple is
- * judged afresh.
+ * Monitor mode reports what enforce mode would do: a flag per lookalike
+ * recipient, one block per transaction (enforce mode cuts the connection
+ * there, and the next message comes on a new one); a new connection on the
+ * same tuple is judged afresh.
  */
-static void test_monitor_one_block_per_flow(void **state)
+static void test_monitor_one_block_per_transaction(void **state)
 {
 	struct fixture *f = *state;
-	feed(f, RW_REC_FLOW_START, 99, NULL);
-	feed(f, RW_REC_DATA, 100, "MAIL FROM:<a@example.com>\r\nRCPT TO:<x@army.ml>\r\n"
-				  "RCPT TO:<y@army.ml>\r\n");
+	const char *txn = "MAIL FROM:<a@example.com>\r\nRCPT TO:<x@army.ml>\r\n"
+			  "RCPT TO:<y@army.ml>\r\nDATA\r\n";
+	uint32_t seq = 100;
+	feed(f, RW_REC_FLOW_START, seq - 1, NULL);
+	feed(f, RW_REC_DATA, seq, txn);
+	seq += (uint32_t)strlen(txn);
 	assert_int_equal(events(f, "flag", NULL), 2);
 	assert_int_equal(events(f, "block", NULL), 1);
-	feed(f, RW_REC_FLOW_END, 200, NULL);
+	const char *end = "body\r\n.\r\n";
+	feed(f, RW_REC_DATA, seq, end);
+	seq += (uint32_t)strlen(end);
+	feed(f, RW_REC_DATA, seq, txn); /* the next message on the same connection */
+	assert_int_equal(events(f, "flag", NULL), 4);
+	assert_int_equal(events(f, "block", NULL), 2);
+	feed(f, RW_REC_FLOW_END, seq + (uint32_t)strlen(txn), NULL);
 	feed(f, RW_REC_FLOW_START, 5000, NULL);
 	feed(f, RW_REC_DATA, 5001, "MAIL FROM:<a@example.com>\r\nRCPT TO:<z@army.ml>\r\n");
-	assert_int_equal(events(f, "flag", NULL), 3);
-	assert_int_equal(events(f, "block", NULL), 2);
+	assert_int_equal(events(f, "flag", NULL), 5);
+	assert_int_equal(events(f, "block", NULL), 3);
 	struct pipeline_stats st;
 	pipeline_stats(f->pipe, &st);
-	assert_int_equal(st.flagged, 3);
-	assert_int_equal(st.would_block, 2);
+	assert_int_equal(st.flagged, 5);
+	assert_int_equal(st.would_block, 3);
 }
 
 int main(void)
@@ -225,7 +235,7 @@ int main(void)
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_lookalike_flagged_pipelined),
-		T(test_monitor_one_block_per_flow),
+		T(test_monitor_one_block_per_transaction),
 		T(test_body_not_judged),
 		T(test_kernel_loss_reported),
 		T(test_swap_matcher),

@@ -235,28 +235,43 @@ static __always_inline bool seq_after(__u32 a, __u32 b)
 	return (__s32)(a - b) > 0;
 }
 
-/*
- * The judgement gate for a command-phase segment. Returns true when the
- * segment must wait: it carries new bytes, and bytes the flow sent earlier
- * are not judged yet. Retransmissions of bytes already let through pass.
- */
-static __always_inline bool gate_hold(const struct egress_pkt *p)
+/* The consumer's heartbeat and hold, if the gate is on; NULL if it is open. */
+static __always_inline struct rw_consumer *gate_consumer(__u64 now)
 {
 	__u32 zero = 0;
 	struct rw_consumer *c = bpf_map_lookup_elem(&rw_consumer, &zero);
-	__u64 now = bpf_ktime_get_ns();
 	if (!c || !c->hold_ns || now >= c->alive_until_ns)
-		return false; /* no consumer that acknowledges: gate open */
+		return NULL; /* no consumer that acknowledges: gate open */
+	return c;
+}
+
+/*
+ * The judgement gate, before a segment with payload in command or DATA
+ * phase. Returns true when the segment must wait: it carries new bytes,
+ * and bytes the flow sent before it are not judged yet. In DATA phase only
+ * the first segment after the body's end waits (see gate_note_data_end).
+ * Retransmissions of bytes already let through pass.
+ */
+static __always_inline bool gate_hold(const struct egress_pkt *p, __u8 phase)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct rw_consumer *c = gate_consumer(now);
+	if (!c)
+		return false;
 
 	__u32 end = p->data_seq + p->payload_len;
 	struct rw_gate *g = bpf_map_lookup_elem(&rw_gate, &p->key);
 	if (!g) {
+		if (phase != RW_PHASE_COMMAND)
+			return false;
 		/* First payload of the flow: nothing before it to wait for. */
 		struct rw_gate fresh = { .base_seq = p->data_seq, .sent_end = end,
 					 .sent_ns = now };
 		bpf_map_update_elem(&rw_gate, &p->key, &fresh, BPF_ANY);
 		return false;
 	}
+	if (phase == RW_PHASE_DATA && !g->after_data_end)
+		return false; /* the body itself streams */
 	if (!seq_after(end, g->sent_end))
 		return false; /* a retransmission */
 
@@ -271,7 +286,42 @@ static __always_inline bool gate_hold(const struct egress_pkt *p)
 	}
 	g->sent_end = end;
 	g->sent_ns = now;
+	g->after_data_end = 0;
 	return false;
+}
+
+/*
+ * After a DATA-phase segment went out: if it ends the body ("\n.\r\n" as its
+ * last bytes), the next segment must wait until user space has read it, for
+ * the next transaction on the connection follows at once while the flow is
+ * still in DATA phase here. A terminator with commands pipelined behind it
+ * in the same segment is not recognised (the client then sends the next
+ * body only after the server's replies; it is not gated).
+ */
+static __always_inline void gate_note_data_end(struct __sk_buff *skb, const struct egress_pkt *p)
+{
+	__u8 tail[4];
+	__u64 now = bpf_ktime_get_ns();
+	if (p->payload_len < sizeof(tail) || !gate_consumer(now))
+		return;
+	if (bpf_skb_load_bytes(skb, p->payload_off + p->payload_len - sizeof(tail), tail,
+			       sizeof(tail)))
+		return;
+	if (tail[0] != '\n' || tail[1] != '.' || tail[2] != '\r' || tail[3] != '\n')
+		return;
+	__u32 end = p->data_seq + p->payload_len;
+	struct rw_gate *g = bpf_map_lookup_elem(&rw_gate, &p->key);
+	if (!g) {
+		struct rw_gate fresh = { .base_seq = p->data_seq, .sent_end = end,
+					 .sent_ns = now, .after_data_end = 1 };
+		bpf_map_update_elem(&rw_gate, &p->key, &fresh, BPF_ANY);
+		return;
+	}
+	if (!seq_after(end, g->sent_end))
+		return; /* a retransmission of an older end */
+	g->sent_end = end;
+	g->sent_ns = now;
+	g->after_data_end = 1;
 }
 
 /* Forgets a flow's gate state (flow end, or a new connection on the tuple). */
@@ -400,10 +450,13 @@ static __always_inline int handle_flow(struct __sk_buff *skb, struct egress_pkt 
 		gate_forget(&p->key);
 		send_marker(p, RW_REC_FLOW_START, p->first_flags, phase, p->seq);
 	}
-	if (p->payload_len && phase == RW_PHASE_COMMAND && gate_hold(p))
+	bool gated = phase == RW_PHASE_COMMAND || phase == RW_PHASE_DATA;
+	if (p->payload_len && gated && gate_hold(p, phase))
 		return TC_ACT_SHOT; /* sent again by TCP; nothing recorded now */
 	if (p->payload_len)
 		handle_payload(skb, p, st);
+	if (p->payload_len && phase == RW_PHASE_DATA)
+		gate_note_data_end(skb, p);
 	if (end) {
 		/* seq of the FIN itself: after this segment's payload. */
 		send_marker(p, RW_REC_FLOW_END, end_flags, phase, p->data_seq + p->payload_len);

@@ -134,6 +134,20 @@ static void gate_ack(struct pipeline *p, const struct rw_record_hdr *hdr)
 	bpf_map_update_elem(p->gate.judged_fd, &hdr->flow, &next, BPF_ANY);
 }
 
+/*
+ * Records the kernel's gate waits for: command-phase bytes, and in DATA
+ * phase a tail that may end the body (the gate holds the segment after a
+ * "\n.\r\n"; a tail that does not end a line cannot be one).
+ */
+static bool gate_wants_ack(const struct rw_record_hdr *hdr, const uint8_t *data)
+{
+	if (hdr->source != RW_SRC_TC)
+		return false;
+	if (hdr->phase == RW_PHASE_COMMAND)
+		return true;
+	return hdr->phase == RW_PHASE_DATA && hdr->len > 0 && data[hdr->len - 1] == '\n';
+}
+
 /* Monitor mode: true if the flow was reported already, else remembers it. */
 static bool would_block_seen(struct pipeline *p, const struct rw_flow_key *k)
 {
@@ -289,7 +303,7 @@ int pipeline_on_record(const struct rw_record_hdr *hdr, const uint8_t *data, voi
 		};
 		/* -ENOMEM is counted by the parser and reported as loss. */
 		smtp_parser_feed(p->parser, &seg);
-		if (p->have_gate && hdr->source == RW_SRC_TC && hdr->phase == RW_PHASE_COMMAND)
+		if (p->have_gate && gate_wants_ack(hdr, data))
 			gate_ack(p, hdr);
 		break;
 	}

@@ -140,10 +140,13 @@ struct rw_tls_offset {
 };
 
 /*
- * The judgement gate (tc program, command phase of plain SMTP only): a new
- * segment of a flow leaves only once user space has judged every byte the
- * flow sent before it, so a message body cannot overtake the verdict on
- * the recipients in front of it, however late user space runs. A held
+ * The judgement gate (tc program, plain SMTP: command phase, and the first
+ * segment after a DATA body's end): a new segment of a flow leaves only
+ * once user space has judged every byte the flow sent before it, so a
+ * message body cannot overtake the verdict on the recipients in front of
+ * it, however late user space runs. The end of a body matters because a
+ * connection carries the next message right after it, while the kernel
+ * still has the flow in DATA phase until user space has read the end. A held
  * segment is dropped (TC_ACT_SHOT): the TCP stack keeps it queued and sends
  * it again (probe timer, about 200 ms), by which time user space has
  * caught up. The gate is open (segments pass) while rw_consumer says user
@@ -160,6 +163,8 @@ struct rw_gate {
 	__u32 base_seq;         /* first payload seq the gate saw (nothing judged yet) */
 	__u32 sent_end;         /* seq after the last byte let through */
 	__u64 sent_ns;          /* when the last new bytes were let through */
+	__u8 after_data_end;    /* DATA phase: the last segment ended "\n.\r\n" */
+	__u8 pad[7];
 };
 /* Value of the rw_consumer array (one element), written by user space. */
 struct rw_consumer {

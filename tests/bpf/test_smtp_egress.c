@@ -833,6 +833,46 @@ static void test_gate_holds_until_judged(void **state)
 	assert_true(bpf_map_lookup_elem(e->maps.judged, &k, &judged) < 0);
 }
 
+/*
+ * The next message on a connection follows the body's end at once, while
+ * the kernel still has the flow in DATA phase: the segment after a
+ * "\n.\r\n" waits until user space has read that end (and so has switched
+ * the flow back to command phase); the body itself never waits.
+ */
+static void test_gate_after_data_end(void **state)
+{
+	struct env *e = *state;
+	struct rw_flow_key k = key4(25);
+	set_consumer(e, now_ns() + 60ull * 1000000000, 60ull * 1000000000);
+	struct pkt_spec s = tcp4(25, 100, TH_SYN, NULL);
+	run_pkt(e, &s);
+	s = tcp4(25, 101, TH_ACK, "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"); /* 40 bytes */
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	set_phase(e, &k, RW_PHASE_DATA, 0);
+	counters_mark(e);
+
+	s = tcp4(25, 141, TH_ACK, "Subject: x\r\n\r\n"); /* 16: unjudged, streams */
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	struct pkt_spec end = tcp4(25, 157, TH_ACK, "body\r\n.\r\n"); /* 11 */
+	assert_int_equal(run_pkt(e, &end), TC_ACT_OK);
+	struct pkt_spec next = tcp4(25, 168, TH_ACK, "MAIL FROM:<e@f>\r\n");
+	assert_int_equal(run_pkt(e, &next), TC_ACT_SHOT);
+	assert_int_equal(e->n_recs, 0);
+	assert_int_equal(counter_delta(e, RW_CNT_GATE_HELD), 1);
+	assert_int_equal(run_pkt(e, &end), TC_ACT_OK); /* retransmitted end */
+	assert_int_equal(run_pkt(e, &next), TC_ACT_SHOT);
+
+	/* User space reads the end: command phase, acknowledged. */
+	set_phase(e, &k, RW_PHASE_COMMAND, 0);
+	set_judged(e, &k, 168);
+	assert_int_equal(run_pkt(e, &next), TC_ACT_OK);
+	assert_int_equal(e->n_recs, 1);
+	s = tcp4(25, 185, TH_ACK, "RCPT TO:<g@h>\r\n"); /* the MAIL is not judged yet */
+	assert_int_equal(run_pkt(e, &s), TC_ACT_SHOT);
+	assert_int_equal(counter_delta(e, RW_CNT_GATE_HELD), 3);
+	assert_int_equal(counter_delta(e, RW_CNT_GATE_EXPIRED), 0);
+}
+
 /* No heartbeat (rcptwall stopped or gone) or hold 0: the gate is open. */
 static void test_gate_open_without_consumer(void **state)
 {
@@ -890,6 +930,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_midstream_flow_flagged, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_body_tail_wakeup, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_gate_holds_until_judged, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_gate_after_data_end, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_gate_open_without_consumer, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_gate_hold_expires, env_setup, env_teardown),
 	};

@@ -290,24 +290,34 @@ static __always_inline bool gate_hold(const struct egress_pkt *p, __u8 phase)
 	return false;
 }
 
+/* The segment's payload may end a DATA body: its last bytes are "\n.\r\n",
+ * or it is ".\r\n" alone (clients often write the end by itself). */
+static __always_inline bool ends_data(struct __sk_buff *skb, const struct egress_pkt *p)
+{
+	__u8 t[4] = {};
+	if (p->payload_len == 3) {
+		if (bpf_skb_load_bytes(skb, p->payload_off, &t[1], 3))
+			return false;
+		t[0] = '\n';
+	} else if (p->payload_len < 4 ||
+		   bpf_skb_load_bytes(skb, p->payload_off + p->payload_len - 4, t, 4)) {
+		return false;
+	}
+	return t[0] == '\n' && t[1] == '.' && t[2] == '\r' && t[3] == '\n';
+}
+
 /*
- * After a DATA-phase segment went out: if it ends the body ("\n.\r\n" as its
- * last bytes), the next segment must wait until user space has read it, for
- * the next transaction on the connection follows at once while the flow is
- * still in DATA phase here. A terminator with commands pipelined behind it
- * in the same segment is not recognised (the client then sends the next
- * body only after the server's replies; it is not gated).
+ * After a DATA-phase segment went out: if it may end the body, the next
+ * segment must wait until user space has read it, for the next transaction
+ * on the connection follows at once while the flow is still in DATA phase
+ * here. Not recognised: a terminator with commands pipelined behind it in
+ * the same segment, or one split other than "...\r\n" | ".\r\n" (the
+ * next body then is not gated).
  */
 static __always_inline void gate_note_data_end(struct __sk_buff *skb, const struct egress_pkt *p)
 {
-	__u8 tail[4];
 	__u64 now = bpf_ktime_get_ns();
-	if (p->payload_len < sizeof(tail) || !gate_consumer(now))
-		return;
-	if (bpf_skb_load_bytes(skb, p->payload_off + p->payload_len - sizeof(tail), tail,
-			       sizeof(tail)))
-		return;
-	if (tail[0] != '\n' || tail[1] != '.' || tail[2] != '\r' || tail[3] != '\n')
+	if (!gate_consumer(now) || !ends_data(skb, p))
 		return;
 	__u32 end = p->data_seq + p->payload_len;
 	struct rw_gate *g = bpf_map_lookup_elem(&rw_gate, &p->key);

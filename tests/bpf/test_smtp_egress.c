@@ -873,6 +873,27 @@ static void test_gate_after_data_end(void **state)
 	assert_int_equal(counter_delta(e, RW_CNT_GATE_EXPIRED), 0);
 }
 
+/* The end written by itself: ".\r\n" alone in its segment. */
+static void test_gate_after_lone_dot(void **state)
+{
+	struct env *e = *state;
+	struct rw_flow_key k = key4(25);
+	set_consumer(e, now_ns() + 60ull * 1000000000, 60ull * 1000000000);
+	struct pkt_spec s = tcp4(25, 100, TH_SYN, NULL);
+	run_pkt(e, &s);
+	s = tcp4(25, 101, TH_ACK, "DATA\r\n");
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	set_phase(e, &k, RW_PHASE_DATA, 0);
+	s = tcp4(25, 107, TH_ACK, "x\r\n");
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	s = tcp4(25, 110, TH_ACK, ".\r\n");
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+	s = tcp4(25, 113, TH_ACK, "QUIT\r\n");
+	assert_int_equal(run_pkt(e, &s), TC_ACT_SHOT);
+	set_judged(e, &k, 113);
+	assert_int_equal(run_pkt(e, &s), TC_ACT_OK);
+}
+
 /* No heartbeat (rcptwall stopped or gone) or hold 0: the gate is open. */
 static void test_gate_open_without_consumer(void **state)
 {
@@ -931,6 +952,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_body_tail_wakeup, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_gate_holds_until_judged, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_gate_after_data_end, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_gate_after_lone_dot, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_gate_open_without_consumer, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_gate_hold_expires, env_setup, env_teardown),
 	};

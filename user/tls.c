@@ -236,10 +236,12 @@ static unsigned kinds_of_symbol(const char *name)
 	return kinds;
 }
 
-static unsigned elf_scan_symbols(Elf *elf)
+/* Calls fn for every function a symbol table of elf defines (named, with
+ * an address); both the static and the dynamic table are read. */
+static void elf_for_each_func(Elf *elf, void (*fn)(const char *name, const GElf_Sym *sym, void *ctx),
+			      void *ctx)
 {
 	Elf_Scn *scn = NULL;
-	unsigned kinds = 0;
 
 	while ((scn = elf_nextscn(elf, scn)) != NULL) {
 		GElf_Shdr sh;
@@ -260,9 +262,22 @@ static unsigned elf_scan_symbols(Elf *elf)
 				continue;
 			name = elf_strptr(elf, sh.sh_link, sym.st_name);
 			if (name)
-				kinds |= kinds_of_symbol(name);
+				fn(name, &sym, ctx);
 		}
 	}
+}
+
+static void add_symbol_kinds(const char *name, const GElf_Sym *sym, void *ctx)
+{
+	(void)sym;
+	*(unsigned *)ctx |= kinds_of_symbol(name);
+}
+
+static unsigned elf_scan_symbols(Elf *elf)
+{
+	unsigned kinds = 0;
+
+	elf_for_each_func(elf, add_symbol_kinds, &kinds);
 	return kinds;
 }
 
@@ -383,41 +398,26 @@ struct func_syms {
 	unsigned state[TLS_N_FUNCS]; /* 0 missing, 1 found, 2 ambiguous */
 };
 
-static void elf_find_funcs(Elf *elf, struct func_syms *fs)
+static void note_func(const char *name, const GElf_Sym *sym, void *ctx)
 {
-	Elf_Scn *scn = NULL;
+	struct func_syms *fs = ctx;
 
-	while ((scn = elf_nextscn(elf, scn)) != NULL) {
-		GElf_Shdr sh;
-		Elf_Data *data;
-
-		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_DYNSYM && sh.sh_type != SHT_SYMTAB) ||
-		    sh.sh_entsize == 0)
+	for (size_t f = 0; f < TLS_N_FUNCS; f++) {
+		if (strcmp(name, tls_funcs[f]) != 0)
 			continue;
-		data = elf_getdata(scn, NULL);
-		if (!data)
-			continue;
-		for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
-			GElf_Sym sym;
-			const char *name;
-
-			if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
-			    GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_value == 0)
-				continue;
-			name = elf_strptr(elf, sh.sh_link, sym.st_name);
-			for (size_t f = 0; name && f < TLS_N_FUNCS; f++) {
-				if (strcmp(name, tls_funcs[f]) != 0)
-					continue;
-				if (fs->state[f] == 0) {
-					fs->state[f] = 1;
-					fs->vaddr[f] = sym.st_value;
-					fs->size[f] = sym.st_size;
-				} else if (fs->vaddr[f] != sym.st_value) {
-					fs->state[f] = 2; /* two definitions: let libbpf decide */
-				}
-			}
+		if (fs->state[f] == 0) {
+			fs->state[f] = 1;
+			fs->vaddr[f] = sym->st_value;
+			fs->size[f] = sym->st_size;
+		} else if (fs->vaddr[f] != sym->st_value) {
+			fs->state[f] = 2; /* two definitions: let libbpf decide */
 		}
 	}
+}
+
+static void elf_find_funcs(Elf *elf, struct func_syms *fs)
+{
+	elf_for_each_func(elf, note_func, fs);
 }
 
 /*

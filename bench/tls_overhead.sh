@@ -46,9 +46,7 @@ SRV=$PAIR_SRV
 TMP=$PAIR_TMP
 cd "$REPO"
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-	-subj /CN=bench.rcptwall.test -keyout "$TMP/key.pem" -out "$TMP/cert.pem" \
-	>"$TMP/openssl.err" 2>&1 || die "openssl req"
+pair_tls_cert bench.rcptwall.test
 
 # Receiver: per connection, read until the end of the transaction, then
 # ack. It does not answer SMTP: rcptwall reads only the client's bytes.

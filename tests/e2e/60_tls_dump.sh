@@ -27,9 +27,7 @@ SRV=$PAIR_SRV
 TMP=$PAIR_TMP
 cd "$REPO"
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-	-subj /CN=sink.rcptwall.test -keyout "$TMP/key.pem" -out "$TMP/cert.pem" \
-	>"$TMP/openssl.err" 2>&1 || fail "openssl req"
+pair_tls_cert sink.rcptwall.test
 
 # Two sinks: the implicit-TLS port is opened at every --listen address, so
 # 465 goes with the port-25 listeners only.

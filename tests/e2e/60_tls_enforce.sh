@@ -20,9 +20,7 @@ swaks --support 2>&1 | grep '=== TLS supported' >/dev/null || {
 }
 
 pair_up tls7-enf
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-	-subj /CN=sink.rcptwall.test -keyout "$PAIR_TMP/key.pem" -out "$PAIR_TMP/cert.pem" \
-	>"$PAIR_TMP/openssl.out" 2>&1 || fail "openssl req"
+pair_tls_cert sink.rcptwall.test
 pair_sink --tls-cert "$PAIR_TMP/cert.pem" --tls-key "$PAIR_TMP/key.pem"
 # Implicit TLS: the sink opens it at every --listen address, so a second
 # sink with its own (otherwise unused) plain port carries 465.

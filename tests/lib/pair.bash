@@ -13,6 +13,8 @@
 #   pair_send NAME SERVER PORT RCPT [SWAKS OPTIONS]
 #                           swaks from the client namespace; the body carries a
 #                           unique $MARKER; output in $PAIR_TMP/swaks-NAME.out
+#   pair_tls_cert CN        a self-signed P-256 certificate for CN:
+#                           $PAIR_TMP/cert.pem and $PAIR_TMP/key.pem
 #   wait_for WHAT CMD...    poll CMD for up to 10 s
 #   fail MESSAGE            print the logs and exit 1
 REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -77,6 +79,12 @@ pair_up() {
 }
 
 pair_cli() { ip netns exec "$PAIR_CLI" "$@"; }
+
+pair_tls_cert() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+		-subj "/CN=$1" -keyout "$PAIR_TMP/key.pem" -out "$PAIR_TMP/cert.pem" \
+		>"$PAIR_TMP/openssl.err" 2>&1 || fail "openssl req (see openssl.err)"
+}
 
 pair_bg() {
 	local name=$1; shift
